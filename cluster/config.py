@@ -1,0 +1,143 @@
+"""vidray's one configuration system: pydantic models, a YAML file, environment, key=value overrides.
+
+Precedence (later wins): defaults < YAML file (`--config` or VIDRAY_CONFIG) < environment
+(VIDRAY_* and the few well-known variables below) < `key=value` overrides (dotted paths, values
+parsed as YAML, e.g. `ingest.max_height=720`). Every model forbids unknown keys so a typo in a
+config fails at load time with the key's name instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cluster.errors import InputError
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NormalizeSettings(_Model):
+    """Optional re-encode of downloaded videos for storage (H.264/AAC in MP4)."""
+
+    enabled: bool = Field(False, description="Re-encode each ingested video before it is cached.")
+    max_height: int = Field(720, ge=64, le=4320, description="Scale down to at most this height.")
+    video_bitrate: str = Field("2M", description="ffmpeg -b:v value, e.g. '2M'.")
+    audio_bitrate: str = Field("128k", description="ffmpeg -b:a value.")
+    crf: int | None = Field(None, ge=0, le=51, description="Constant quality instead of a bitrate.")
+
+
+class IngestSettings(_Model):
+    """How sources are fetched, and the safety limits applied while fetching."""
+
+    allow_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts or CIDRs allowed even though they are loopback/private (env VIDRAY_ALLOW_HOSTS).",
+    )
+    max_download_bytes: int = Field(2 * 1024**3, gt=0, description="Abort a download past this size.")
+    max_duration_s: float = Field(4 * 3600.0, gt=0, description="Refuse videos longer than this.")
+    max_height: int | None = Field(None, ge=64, description="Prefer formats at most this tall.")
+    preferred_formats: list[str] = Field(
+        default_factory=lambda: ["mp4", "webm"], description="Container preference for yt-dlp."
+    )
+    timeout_s: float = Field(60.0, gt=0, description="Socket timeout for each network request.")
+    normalize: NormalizeSettings = Field(default_factory=NormalizeSettings)
+
+
+class DecodeSettings(_Model):
+    """Decoder defaults."""
+
+    threads: int = Field(0, ge=0, description="FFmpeg decode threads; 0 picks one per CPU.")
+    chunk_frames: int = Field(64, ge=1, le=4096, description="Frames decoded per batch (bounds memory).")
+    max_side: int | None = Field(None, ge=16, description="Default resize: longest side in pixels.")
+
+
+class Settings(_Model):
+    """Top-level settings; sections are owned by the package that uses them."""
+
+    data_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".cache" / "vidray",
+        description="Cache, job state and datasets live here (env VIDRAY_DATA_DIR).",
+    )
+    ray_address: str | None = Field(None, description="Ray cluster to join; None starts a local one (env RAY_ADDRESS).")
+    offline: bool = Field(False, description="Never touch the network for models (env VIDRAY_OFFLINE=1).")
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    decode: DecodeSettings = Field(default_factory=DecodeSettings)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+
+def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if env.get("VIDRAY_DATA_DIR"):
+        out["data_dir"] = env["VIDRAY_DATA_DIR"]
+    if env.get("RAY_ADDRESS"):
+        out["ray_address"] = env["RAY_ADDRESS"]
+    if env.get("VIDRAY_OFFLINE"):
+        out["offline"] = env["VIDRAY_OFFLINE"].strip().lower() in {"1", "true", "yes", "on"}
+    if env.get("VIDRAY_ALLOW_HOSTS"):
+        hosts = [h.strip() for h in env["VIDRAY_ALLOW_HOSTS"].split(",") if h.strip()]
+        out.setdefault("ingest", {})["allow_hosts"] = hosts
+    return out
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """Turn `["a.b=1", "c=x"]` into nested dicts; values are parsed as YAML scalars/lists."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise InputError(f"override {pair!r} is not key=value; write e.g. ingest.max_height=720")
+        key, raw = pair.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return out
+
+
+def load_settings(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Settings:
+    """Build `Settings` from defaults, a YAML file, the environment and overrides."""
+    env = dict(os.environ) if env is None else env
+    path = path or env.get("VIDRAY_CONFIG")
+    doc: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"config file {p} does not exist; pass an existing YAML file or unset VIDRAY_CONFIG")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise InputError(f"config file {p} is not valid YAML: {e}") from e
+        if not isinstance(loaded, dict):
+            raise InputError(f"config file {p} must hold a mapping at the top level")
+        doc = loaded
+    doc = _deep_merge(doc, _env_overrides(env))
+    doc = _deep_merge(doc, parse_overrides(overrides or []))
+    try:
+        return Settings.model_validate(doc)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise InputError(f"invalid setting {where}: {first['msg']} (config {path or 'defaults'})") from e
