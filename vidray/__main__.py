@@ -1,0 +1,5 @@
+import sys
+
+from vidray.cli import main
+
+sys.exit(main())
