@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -57,6 +57,125 @@ class DecodeSettings(_Model):
     max_side: int | None = Field(None, ge=16, description="Default resize: longest side in pixels.")
 
 
+class BackendConfig(_Model):
+    """One configured model backend; several entries may share a `type` (e.g. two OpenAI models for A/B)."""
+
+    type: str = Field("", description="Registry key of the implementation (models.registry); default: the entry's name.")
+    provider: str = Field("", description="Account that rate limits apply to; default: `type`.")
+    model: str = Field("", description="Provider model id or local model name/path.")
+    base_url: str | None = Field(None, description="Endpoint override (OpenAI-compatible servers, Gemini proxy).")
+    api_key_env: str | None = Field(None, description="Environment variable holding the API key (never the key itself).")
+    api_key_file: Path | None = Field(None, description="File holding the API key (a mounted secret); used if the env var is unset.")
+    timeout_s: float = Field(60.0, gt=0, description="Per-request timeout.")
+    retries: int = Field(1, ge=0, le=10, description="Router retries on this backend for 429/5xx/timeouts before falling back.")
+    enabled: bool = Field(True, description="False removes it from every task order.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Backend-specific settings (device, frames per request, ...).")
+
+
+class PriceSettings(_Model):
+    """Price of a model in USD per million tokens (check the provider's current price list)."""
+
+    input_per_mtok: float = Field(0.0, ge=0)
+    output_per_mtok: float = Field(0.0, ge=0)
+
+
+class BudgetSettings(_Model):
+    """Spending caps checked with each call's estimated cost before it is sent."""
+
+    per_request_usd: float | None = Field(None, ge=0, description="Refuse/degrade a single call estimated above this.")
+    per_day_usd: float | None = Field(None, ge=0, description="Refuse/degrade once today's (UTC) spend plus the estimate passes this.")
+    on_exceed: Literal["refuse", "degrade"] = Field(
+        "degrade", description="degrade: skip to the next (cheaper) backend in the order; refuse: fail the request."
+    )
+
+
+class RateLimitSettings(_Model):
+    """Client-side limits per provider, so vidray stays under its quota instead of collecting 429s."""
+
+    requests_per_minute: float | None = Field(None, gt=0)
+    tokens_per_minute: float | None = Field(None, gt=0)
+    max_wait_s: float = Field(5.0, ge=0, description="Wait at most this long for capacity, else fall back.")
+
+
+class BreakerSettings(_Model):
+    """Circuit breaker per backend: stop calling a backend that keeps failing, probe it again later."""
+
+    failure_threshold: int = Field(5, ge=1, description="Consecutive failures that open the circuit.")
+    cooldown_s: float = Field(30.0, ge=0, description="Time open before one half-open trial call.")
+
+
+class RetrySettings(_Model):
+    """Jittered exponential backoff between retries on the same backend."""
+
+    base_delay_s: float = Field(0.5, ge=0)
+    max_delay_s: float = Field(8.0, ge=0)
+    max_retry_after_s: float = Field(30.0, ge=0, description="A Retry-After longer than this falls back instead of waiting.")
+
+
+class ABSplit(_Model):
+    """Split traffic for one entry of a task order between two configured backends."""
+
+    variants: list[str] = Field(min_length=2, max_length=2, description="Two backend names: [a, b].")
+    fraction_b: float = Field(0.5, ge=0, le=1, description="Share of requests sent to the second variant.")
+
+
+class CacheSettings(_Model):
+    """Response cache keyed by (video sha256, task, params, backend), under data_dir/models."""
+
+    enabled: bool = True
+    ttl_s: float | None = Field(None, gt=0, description="Entries older than this are ignored; None keeps them.")
+
+
+def _default_backends() -> dict[str, BackendConfig]:
+    return {
+        "vllm": BackendConfig(type="vllm", api_key_env="VLLM_API_KEY", timeout_s=120.0),
+        "openai": BackendConfig(type="openai", model="gpt-4o-mini", api_key_env="OPENAI_API_KEY"),
+        "gemini": BackendConfig(type="gemini", model="gemini-2.5-flash", api_key_env="GEMINI_API_KEY"),
+    }
+
+
+def _default_tasks() -> dict[str, list[str]]:
+    return {
+        "transcribe": ["faster-whisper"],
+        "ocr": ["tesseract", "rapidocr"],
+        "embed": ["minilm"],
+        "tag": ["efficientnet"],
+        "chat": ["vllm", "gemini", "openai", "smollm2"],
+        "vision": ["vllm", "gemini", "openai", "local-hf"],
+    }
+
+
+def _default_prices() -> dict[str, PriceSettings]:
+    # USD per 1M tokens, provider list prices as of late 2026; override in YAML when they change.
+    return {
+        "gpt-4o-mini": PriceSettings(input_per_mtok=0.15, output_per_mtok=0.60),
+        "gpt-4o": PriceSettings(input_per_mtok=2.50, output_per_mtok=10.0),
+        "gemini-2.5-flash": PriceSettings(input_per_mtok=0.30, output_per_mtok=2.50),
+    }
+
+
+class ModelsSettings(_Model):
+    """Which backend answers each task, in what order, and the limits, prices and budgets around them."""
+
+    backends: dict[str, BackendConfig] = Field(
+        default_factory=_default_backends,
+        description="Named backends; names used in `tasks` that are not here are registry keys with default config.",
+    )
+    tasks: dict[str, list[str]] = Field(
+        default_factory=_default_tasks,
+        description="Ordered fallback per task; other tasks use 'chat' (text) or 'vision' (with frames).",
+    )
+    prices: dict[str, PriceSettings] = Field(
+        default_factory=_default_prices, description="Keyed by backend name or model id (backend name wins)."
+    )
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
+    limits: dict[str, RateLimitSettings] = Field(default_factory=dict, description="Keyed by provider.")
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    ab: dict[str, ABSplit] = Field(default_factory=dict, description="Order entries that split between two backends.")
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+
+
 class Settings(_Model):
     """Top-level settings; sections are owned by the package that uses them."""
 
@@ -68,6 +187,7 @@ class Settings(_Model):
     offline: bool = Field(False, description="Never touch the network for models (env VIDRAY_OFFLINE=1).")
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     decode: DecodeSettings = Field(default_factory=DecodeSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
 
     @property
     def cache_dir(self) -> Path:
