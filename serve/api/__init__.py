@@ -1,0 +1,1 @@
+"""HTTP surface: FastAPI routes, request/response schemas and API-key auth."""

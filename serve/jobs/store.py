@@ -1,0 +1,318 @@
+"""Jobs, their progress events and the result cache, as status transitions in SQL transactions.
+
+The life of a job, and the one rule that keeps "none run twice":
+
+    queued --claim (atomic UPDATE ... WHERE status='queued')--> running(lease_token, lease_until)
+    running --complete/fail/cancel (UPDATE ... WHERE lease_token=<mine>)--> succeeded|failed|cancelled
+    running --lease expired (worker died) / worker released--> queued (attempts+1) ... or failed
+
+Every write a worker makes names its lease token, so a worker that lost its lease (it was presumed
+dead and the job re-queued) can no longer finish, fail or report progress on that job: exactly one
+attempt can move a job to a terminal state. Claims honour the per-user running limit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from cluster.errors import NotFoundError, VidrayError
+from serve.db import job_events, jobs, make_engine, results, webhooks
+
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+ANALYSIS_VERSION = "1"  # bump when run_analysis output changes, so cached results are not reused
+
+
+class QueueFullError(VidrayError):
+    """The queue is at its depth; the client should retry after `retry_after` seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LeaseLostError(Exception):
+    """This worker no longer holds the job (re-queued after a presumed death, or finished elsewhere)."""
+
+
+class JobCancelledError(Exception):
+    """The job's owner asked to cancel it; the worker stops at the next progress report."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: str
+    token: str
+    kind: str
+    attempts: int
+
+
+def cache_key(content_sha256: str, params: dict[str, Any]) -> str:
+    """Key of a result: the video's content hash plus the request parameters that change the output."""
+    doc = json.dumps({"v": ANALYSIS_VERSION, "sha": content_sha256, "p": params}, sort_keys=True, default=str)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+class JobStore:
+    """All job state; one instance per process, safe to share between threads."""
+
+    def __init__(self, url_or_engine: str | sa.Engine) -> None:
+        self.engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+
+    def _read(self) -> sa.Connection:
+        return self.engine.connect().execution_options(readonly=True)
+
+    # ----------------------------------------------------------------- submit
+    def submit(
+        self,
+        *,
+        kind: str,
+        owner: str,
+        params: dict[str, Any],
+        video_id: str | None = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+        max_queue_depth: int | None = None,
+        key: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Queue a job; returns (job, created). A repeat idempotency key returns the first job.
+
+        A known result for `key` (content hash + params) makes the job succeed at once.
+        Raises `QueueFullError` when `max_queue_depth` jobs are already queued.
+        """
+        now = time.time()
+        with self.engine.begin() as c:
+            if idempotency_key:
+                found = c.execute(
+                    sa.select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == idempotency_key)
+                ).mappings().first()
+                if found:
+                    return dict(found), False
+            cached = None
+            if key:
+                cached = c.execute(sa.select(results.c.result).where(results.c.cache_key == key)).scalar()
+            if cached is None and max_queue_depth is not None:
+                depth = c.execute(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")).scalar()
+                if depth is not None and depth >= max_queue_depth:
+                    raise QueueFullError(
+                        f"the job queue is full ({depth} queued, max_queue_depth={max_queue_depth}); retry later",
+                        retry_after=max(1, min(60, depth // 16)),
+                    )
+            row: dict[str, Any] = {
+                "id": new_id("job"),
+                "kind": kind,
+                "owner": owner,
+                "status": "queued",
+                "video_id": video_id,
+                "params": params,
+                "cache_key": key,
+                "idempotency_key": idempotency_key,
+                "progress": 0.0,
+                "attempts": 0,
+                "cancel_requested": False,
+                "callback_url": callback_url,
+                "created_at": now,
+            }
+            if cached is not None:
+                row.update(status="succeeded", progress=100.0, stage="cached", result=cached, finished_at=now)
+            c.execute(sa.insert(jobs).values(**row))
+            c.execute(sa.insert(job_events).values(job_id=row["id"], ts=now, stage=row["status"], percent=row["progress"],
+                                                   data={"cached": True} if cached is not None else None))
+            if cached is not None and callback_url:
+                self._queue_webhook(c, row["id"], callback_url, now)
+        return row, True
+
+    # ------------------------------------------------------------------ claim
+    def claim(self, *, worker: str, lease_s: float, per_user_running: int, kinds: tuple[str, ...]) -> Claim | None:
+        """Take the oldest queued job whose owner is under the running limit, or None."""
+        now = time.time()
+        busy = (
+            sa.select(jobs.c.owner)
+            .where(jobs.c.status == "running")
+            .group_by(jobs.c.owner)
+            .having(sa.func.count() >= per_user_running)
+        )
+        with self.engine.begin() as c:
+            for _ in range(3):  # lost a race to another dispatcher: look again
+                row = c.execute(
+                    sa.select(jobs.c.id, jobs.c.kind, jobs.c.attempts)
+                    .where(jobs.c.status == "queued", jobs.c.kind.in_(kinds), jobs.c.owner.not_in(busy))
+                    .order_by(jobs.c.created_at, jobs.c.id)
+                    .limit(1)
+                ).first()
+                if row is None:
+                    return None
+                token = uuid.uuid4().hex
+                res = c.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.id == row.id, jobs.c.status == "queued")
+                    .values(status="running", lease_token=token, lease_until=now + lease_s,
+                            attempts=jobs.c.attempts + 1, started_at=now, stage="claimed")
+                )
+                if res.rowcount == 1:
+                    c.execute(sa.insert(job_events).values(job_id=row.id, ts=now, stage="running", percent=0.0,
+                                                           data={"attempt": row.attempts + 1, "worker": worker}))
+                    return Claim(row.id, token, row.kind, row.attempts + 1)
+        return None
+
+    def report(self, job_id: str, token: str, *, stage: str, percent: float, data: Any = None,
+               lease_s: float | None = None) -> None:
+        """Record progress (and renew the lease); raises if the lease is lost or cancel was asked."""
+        now = time.time()
+        values: dict[str, Any] = {"stage": stage[:100], "progress": max(0.0, min(100.0, percent))}
+        if lease_s is not None:
+            values["lease_until"] = now + lease_s
+        with self.engine.begin() as c:
+            res = c.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.lease_token == token, jobs.c.status == "running")
+                .values(**values)
+                .returning(jobs.c.cancel_requested)
+            ).first()
+            if res is None:
+                raise LeaseLostError(job_id)
+            if stage != "heartbeat":
+                c.execute(sa.insert(job_events).values(job_id=job_id, ts=now, stage=stage[:100],
+                                                       percent=values["progress"], data=data))
+        if res.cancel_requested:
+            raise JobCancelledError(job_id)
+
+    def finish(self, job_id: str, token: str, *, status: str, result: Any = None, error: str | None = None,
+               error_status: int | None = None) -> bool:
+        """Move a running job to a terminal status; False when this worker no longer holds it."""
+        assert status in TERMINAL
+        now = time.time()
+        with self.engine.begin() as c:
+            res = c.execute(
+                sa.update(jobs)
+                .where(jobs.c.id == job_id, jobs.c.lease_token == token, jobs.c.status == "running")
+                .values(status=status, result=result, error=error, error_status=error_status, finished_at=now,
+                        progress=100.0 if status == "succeeded" else jobs.c.progress, lease_token=None,
+                        lease_until=None, stage=status)
+                .returning(jobs.c.cache_key, jobs.c.callback_url)
+            ).first()
+            if res is None:
+                return False
+            c.execute(sa.insert(job_events).values(
+                job_id=job_id, ts=now, stage=status, percent=100.0 if status == "succeeded" else 0.0,
+                data={"error": error} if error else None))
+            if status == "succeeded" and res.cache_key and result is not None:
+                exists = c.execute(sa.select(results.c.cache_key).where(results.c.cache_key == res.cache_key)).first()
+                if not exists:
+                    c.execute(sa.insert(results).values(cache_key=res.cache_key, result=result, created_at=now))
+            if res.callback_url:
+                self._queue_webhook(c, job_id, res.callback_url, now)
+        return True
+
+    def release(self, job_id: str, token: str, *, max_attempts: int, reason: str) -> str | None:
+        """Give a running job back to the queue (its worker died or is shutting down).
+
+        Returns the new status, or None if this token no longer holds the job. A job that has used
+        up `max_attempts` fails instead, so a job that kills every replica cannot loop forever.
+        """
+        now = time.time()
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(jobs.c.attempts).where(
+                jobs.c.id == job_id, jobs.c.lease_token == token, jobs.c.status == "running")).first()
+            if row is None:
+                return None
+            return self._requeue(c, job_id, row.attempts, max_attempts, reason, now)
+
+    def _requeue(self, c: sa.Connection, job_id: str, attempts: int, max_attempts: int, reason: str,
+                 now: float) -> str:
+        if attempts >= max_attempts:
+            status, values = "failed", {"error": f"gave up after {attempts} attempts: {reason}",
+                                         "error_status": 500, "finished_at": now}
+        else:
+            status, values = "queued", {}
+        c.execute(sa.update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running").values(
+            status=status, lease_token=None, lease_until=None, stage=status, **values))
+        c.execute(sa.insert(job_events).values(job_id=job_id, ts=now, stage=status, percent=0.0,
+                                               data={"requeued": status == "queued", "reason": reason}))
+        return status
+
+    def expire_leases(self, *, max_attempts: int) -> list[str]:
+        """Re-queue running jobs whose lease ran out (their worker stopped renewing it)."""
+        now = time.time()
+        out = []
+        with self.engine.begin() as c:
+            rows = c.execute(sa.select(jobs.c.id, jobs.c.attempts).where(
+                jobs.c.status == "running", jobs.c.lease_until < now)).all()
+            for row in rows:
+                self._requeue(c, row.id, row.attempts, max_attempts, "lease expired (worker stopped)", now)
+                out.append(row.id)
+        return out
+
+    # ----------------------------------------------------------------- cancel
+    def cancel(self, job_id: str) -> str:
+        """Cancel a queued job at once, or ask a running one to stop; returns the status now."""
+        now = time.time()
+        with self.engine.begin() as c:
+            row = c.execute(sa.select(jobs.c.status, jobs.c.callback_url).where(jobs.c.id == job_id)).first()
+            if row is None:
+                raise NotFoundError(f"job {job_id} does not exist")
+            if row.status == "queued":
+                c.execute(sa.update(jobs).where(jobs.c.id == job_id, jobs.c.status == "queued").values(
+                    status="cancelled", finished_at=now, stage="cancelled"))
+                c.execute(sa.insert(job_events).values(job_id=job_id, ts=now, stage="cancelled", percent=0.0))
+                if row.callback_url:
+                    self._queue_webhook(c, job_id, row.callback_url, now)
+                return "cancelled"
+            if row.status == "running":
+                c.execute(sa.update(jobs).where(jobs.c.id == job_id).values(cancel_requested=True))
+            return str(row.status)
+
+    # ------------------------------------------------------------------ reads
+    def get(self, job_id: str) -> dict[str, Any]:
+        with self._read() as c:
+            row = c.execute(sa.select(jobs).where(jobs.c.id == job_id)).mappings().first()
+        if row is None:
+            raise NotFoundError(f"job {job_id} does not exist; check the id returned by the submit call")
+        return dict(row)
+
+    def events(self, job_id: str, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        with self._read() as c:
+            rows = c.execute(sa.select(job_events).where(job_events.c.job_id == job_id, job_events.c.seq > after)
+                             .order_by(job_events.c.seq).limit(limit)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._read() as c:
+            rows = c.execute(sa.select(jobs.c.status, sa.func.count()).group_by(jobs.c.status)).all()
+        return {str(s): int(n) for s, n in rows}
+
+    def list_jobs(self, owner: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        q = sa.select(jobs).order_by(jobs.c.created_at.desc()).limit(limit)
+        if owner is not None:
+            q = q.where(jobs.c.owner == owner)
+        with self._read() as c:
+            return [dict(r) for r in c.execute(q).mappings().all()]
+
+    def cached_result(self, key: str) -> Any | None:
+        with self._read() as c:
+            return c.execute(sa.select(results.c.result).where(results.c.cache_key == key)).scalar()
+
+    def set_cache_key(self, job_id: str, token: str, key: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.update(jobs).where(jobs.c.id == job_id, jobs.c.lease_token == token).values(cache_key=key))
+
+    def ping(self) -> None:
+        with self._read() as c:
+            c.execute(sa.text("SELECT 1"))
+
+    # --------------------------------------------------------------- webhooks
+    def _queue_webhook(self, c: sa.Connection, job_id: str, url: str, now: float) -> None:
+        c.execute(sa.insert(webhooks).values(job_id=job_id, url=url, body="", status="pending", attempts=0,
+                                             next_at=now))
