@@ -1,0 +1,544 @@
+"""`VideoDataset`: a versioned video dataset on one Lance table (local directory or S3).
+
+Start here: `VideoDataset.create(uri)` / `VideoDataset.open(uri)` resolve a name, path or s3:// URL
+(`location.py`) and open `<root>/items.lance`. Every mutation is one Lance commit, so every change
+makes a new dataset version; nothing is rewritten in place:
+
+* `add_video`  — appends the video row (once per sha256; re-adding the same file only adds clips)
+  and its clip rows in one commit.
+* `update_clips` (used by `labels.py`) — a merge-insert on `id` with only the changed columns.
+* `delete_video` — deletes the video row and every clip that references it in one commit, then
+  compacts so the *new* version's files hold none of its bytes or frames; `purge` also removes
+  old versions (Lance cleanup), after which no file under the root holds them.
+* `versions`, `tag`, `checkout`, `restore` — Lance's own versions, tags and time travel.
+* `diff(a, b)` — compares the clip/video rows of two versions (any two, in either order, tags
+  allowed). Lance's `delta()` only walks a contiguous forward range and returns whole rows
+  (blobs included), so a column-projected comparison is both simpler and cheaper here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from cluster.config import Settings
+from cluster.errors import InputError, NotFoundError
+from cluster.optional import require
+from data_pipeline.datasets.location import Location, resolve
+from data_pipeline.datasets.schema import (
+    ANNOTATION_COLUMNS,
+    KIND_CLIP,
+    KIND_VIDEO,
+    Clip,
+    ClipSpec,
+    DiffResult,
+    VersionInfo,
+    Video,
+    arrow_schema,
+    clip_id,
+    scalar_columns,
+)
+
+# Scalar indices built at creation. Filters on these columns (and FTS on `text`) use the index;
+# fragments appended later are scanned until `optimize()` folds them in, so results are always complete.
+_INDICES: tuple[tuple[str, str], ...] = (
+    ("id", "BTREE"),  # merge-insert joins and lookups by clip id
+    ("kind", "BITMAP"),  # two values: video / clip
+    ("video_sha256", "BTREE"),
+    ("label", "BTREE"),
+    ("duration_s", "BTREE"),
+    ("text", "INVERTED"),  # full-text search over captions
+)
+_END_TOLERANCE_S = 0.5  # a clip may end this much past the probed duration (container rounding)
+
+
+def lit(value: str) -> str:
+    """A SQL string literal for Lance filters (single quotes doubled)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class AddResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    video_sha256: str
+    added_video: bool = Field(description="False when the file was already stored (same sha256).")
+    clip_ids: list[str] = Field(description="Clips added by this call.")
+    skipped_clips: list[str] = Field(default_factory=list, description="Clips that already existed.")
+    version: int
+
+
+class DeleteResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    video_sha256: str
+    clips_deleted: int
+    version: int
+    purged: bool = False
+    pinned_by_tags: list[str] = Field(
+        default_factory=list, description="Tags whose (older) version still holds the video; purge keeps their files.")
+
+
+class VideoDataset:
+    """A handle on one dataset, at its latest version or checked out at an old one (read-only)."""
+
+    def __init__(self, location: Location, ds: Any, *, pinned: bool = False) -> None:
+        self.location = location
+        self._ds = ds
+        self._pinned = pinned
+
+    # ----------------------------------------------------------------- open / create
+    @classmethod
+    def create(cls, uri: str | Path, *, settings: Settings | None = None,
+               storage_options: dict[str, str] | None = None, exist_ok: bool = False) -> VideoDataset:
+        """Create an empty dataset (version 1) with its indices; `exist_ok` opens an existing one."""
+        lance = require("lance", "train")
+        loc = resolve(uri, settings, storage_options)
+        if _exists(loc):
+            if exist_ok:
+                return cls.open(uri, settings=settings, storage_options=storage_options)
+            raise InputError(f"dataset {loc.root} already exists; open it, or pick another name")
+        if not loc.is_remote:
+            Path(loc.root).mkdir(parents=True, exist_ok=True)
+        ds = lance.write_dataset(arrow_schema().empty_table(), loc.table_uri, mode="create",
+                                 enable_stable_row_ids=True,  # row ids survive compaction
+                                 commit_message="create dataset", storage_options=loc.storage_options or None)
+        for column, kind in _INDICES:
+            ds.create_scalar_index(column, kind)
+        return cls(loc, lance.dataset(loc.table_uri, storage_options=loc.storage_options or None))
+
+    @classmethod
+    def open(cls, uri: str | Path, *, version: int | str | None = None, settings: Settings | None = None,
+             storage_options: dict[str, str] | None = None) -> VideoDataset:
+        """Open the latest version, or check out `version` (a number or a tag) read-only."""
+        lance = require("lance", "train")
+        loc = resolve(uri, settings, storage_options)
+        if not _exists(loc):
+            raise NotFoundError(f"no dataset at {loc.root}; create it with: vidray dataset create {uri}")
+        ds = lance.dataset(loc.table_uri, storage_options=loc.storage_options or None)
+        view = cls(loc, ds)
+        return view.checkout(version) if version is not None else view
+
+    @property
+    def uri(self) -> str:
+        return self.location.root
+
+    @property
+    def version(self) -> int:
+        return int(self._ds.version)
+
+    @property
+    def latest_version(self) -> int:
+        return int(self._ds.latest_version)
+
+    @property
+    def lance_dataset(self) -> Any:
+        """The underlying `lance.LanceDataset` at this handle's version (for readers and tools)."""
+        return self._ds
+
+    def _refresh(self) -> None:
+        lance = require("lance", "train")
+        self._ds = lance.dataset(self.location.table_uri, storage_options=self.location.storage_options or None)
+
+    def _writable(self) -> None:
+        if self._pinned:
+            raise InputError(f"version {self.version} of {self.uri} is a read-only checkout; "
+                             f"restore it first (vidray dataset checkout {self.uri} {self.version} --restore)")
+
+    # ----------------------------------------------------------------- adding
+    def add_video(self, path: str | Path, *, clips: list[ClipSpec] | None = None, source: str | None = None,
+                  title: str | None = None, metadata: Any = None, frames: tuple[int, int] | None = None,
+                  message: str | None = None) -> AddResult:
+        """Store `path` once (by sha256) and add its clips in one commit.
+
+        Args:
+            path: a local video file (ingest URLs first with `data_pipeline.ingest`).
+            clips: time ranges and their annotations; None adds one clip spanning the whole video.
+            source: where the video came from (URL or path), kept for filtering and export.
+            title: a human title (defaults to the probed title).
+            metadata: a `VideoMetadata` already probed (skips a second probe).
+            frames: `(num_frames, size)` to also store pre-decoded uint8 frames per clip, which the
+                reader uses instead of decoding when its request matches.
+            message: the commit message shown by `versions()`.
+        """
+        self._writable()
+        from data_pipeline.datasets._clip_decode import decode_clip
+        from data_pipeline.probe import probe
+
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"video {path} does not exist; pass a local file (or ingest the URL first)")
+        meta = metadata or probe(path)
+        sha = meta.sha256
+        source = source or meta.source or str(path)
+        added_video = not self._has_video(sha)
+        existing = set(self._ids(f"kind = {lit(KIND_CLIP)} AND video_sha256 = {lit(sha)}"))
+        rows: list[dict[str, Any]] = []
+        if added_video:
+            rows.append(_video_row(path.read_bytes(), meta, source, title))
+        new_ids, skipped = [], []
+        t0, t1 = float(meta.start_s), float(meta.start_s + meta.duration_s)
+        for spec in clips or [ClipSpec(start=t0)]:
+            end = t1 if spec.end is None else float(spec.end)
+            if end > t1 + _END_TOLERANCE_S or spec.start >= t1:
+                raise InputError(f"clip {spec.start}-{end}s is outside {path.name} ({t0:.2f}-{t1:.2f}s)")
+            end = min(end, t1)
+            cid = clip_id(sha, spec.start, end)
+            if cid in existing or cid in new_ids:
+                skipped.append(cid)
+                continue
+            fr = decode_clip(path, spec.start, end, num_frames=frames[0], size=frames[1]) if frames else None
+            rows.append(_clip_row(cid, sha, spec, end, source, fr))
+            new_ids.append(cid)
+        if rows:
+            self._append(rows, message or f"add {path.name}: {len(new_ids)} clip(s)")
+        return AddResult(video_sha256=sha, added_video=added_video, clip_ids=new_ids, skipped_clips=skipped,
+                         version=self.version)
+
+    def add_clips(self, video_sha256: str, clips: list[ClipSpec], *, message: str | None = None) -> AddResult:
+        """Add clips of a video already in the dataset (no file needed)."""
+        self._writable()
+        video = self.video(video_sha256)
+        existing = set(self._ids(f"kind = {lit(KIND_CLIP)} AND video_sha256 = {lit(video_sha256)}"))
+        rows, new_ids, skipped = [], [], []
+        for spec in clips:
+            end = video.duration_s if spec.end is None else float(spec.end)
+            if end > video.duration_s + _END_TOLERANCE_S:
+                raise InputError(f"clip {spec.start}-{end}s ends after the video ({video.duration_s:.2f}s)")
+            cid = clip_id(video_sha256, spec.start, end)
+            if cid in existing or cid in new_ids:
+                skipped.append(cid)
+                continue
+            rows.append(_clip_row(cid, video_sha256, spec, end, video.source, None))
+            new_ids.append(cid)
+        if rows:
+            self._append(rows, message or f"add {len(rows)} clip(s) of {video_sha256[:12]}")
+        return AddResult(video_sha256=video_sha256, added_video=False, clip_ids=new_ids, skipped_clips=skipped,
+                         version=self.version)
+
+    def _append(self, rows: list[dict[str, Any]], message: str) -> None:
+        lance = require("lance", "train")
+        lance.write_dataset(_rows_to_table(rows), self._ds, mode="append", commit_message=message,
+                            storage_options=self.location.storage_options or None)
+        self._refresh()
+
+    # ----------------------------------------------------------------- updating
+    def update_clips(self, updates: list[dict[str, Any]]) -> int:
+        """Set columns of existing clips: each dict holds `id` and the columns to change. One commit.
+
+        Why merge-insert with only the changed columns: Lance rewrites just those columns of the
+        matched rows, never the blobs, and the whole batch is one version.
+        """
+        self._writable()
+        if not updates:
+            return self.version
+        import pyarrow as pa
+
+        ids = [u["id"] for u in updates]
+        found = set(self._ids(f"kind = {lit(KIND_CLIP)} AND id IN ({', '.join(lit(i) for i in ids)})"))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            raise NotFoundError(f"no clip {missing[0]} in {self.uri} (version {self.version}); list clips with "
+                                f"`vidray dataset ls {self.uri}`")
+        schema = arrow_schema()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for u in updates:
+            row = {**u, "updated_at": _now()}
+            groups.setdefault(tuple(sorted(row)), []).append(row)
+        for cols, rows in groups.items():
+            fields = [schema.field(c) for c in cols]
+            table = pa.Table.from_pylist(rows, schema=pa.schema(fields))
+            self._ds.merge_insert("id").when_matched_update_all().execute(table)
+            self._refresh()
+        return self.version
+
+    # ----------------------------------------------------------------- reading
+    def _scan(self, filter: str | None, columns: list[str] | None = None, **kw: Any) -> list[dict[str, Any]]:
+        return self._ds.to_table(columns=columns or scalar_columns(), filter=filter, **kw).to_pylist()
+
+    def _ids(self, filter: str) -> list[str]:
+        return [r["id"] for r in self._ds.to_table(columns=["id"], filter=filter).to_pylist()]
+
+    def _has_video(self, sha: str) -> bool:
+        return self._ds.count_rows(filter=f"kind = {lit(KIND_VIDEO)} AND id = {lit(sha)}") > 0
+
+    def clips(self, *, split: str | None = None, label: str | None = None, status: str | None = None,
+              video: str | None = None, source: str | None = None, min_duration: float | None = None,
+              max_duration: float | None = None, text: str | None = None, limit: int | None = None) -> list[Clip]:
+        """Find clips by split, label, review status, video, source substring, duration or caption text."""
+        where = [f"kind = {lit(KIND_CLIP)}"]
+        for col, val in (("split", split), ("label", label), ("status", status), ("video_sha256", video)):
+            if val is not None:
+                where.append(f"{col} = {lit(val)}")
+        if source:
+            where.append(f"source LIKE {lit('%' + source + '%')}")
+        if min_duration is not None:
+            where.append(f"duration_s >= {float(min_duration)}")
+        if max_duration is not None:
+            where.append(f"duration_s <= {float(max_duration)}")
+        kw: dict[str, Any] = {}
+        if text:
+            kw = {"full_text_query": text, "prefilter": True, "disable_scoring_autoprojection": True}
+        rows = self._scan(" AND ".join(where), limit=limit, **kw)
+        return [Clip.from_row(r) for r in rows]
+
+    def clip(self, clip_id: str) -> Clip:
+        rows = self._scan(f"kind = {lit(KIND_CLIP)} AND id = {lit(clip_id)}")
+        if not rows:
+            raise NotFoundError(f"no clip {clip_id} in {self.uri} (version {self.version})")
+        return Clip.from_row(rows[0])
+
+    def videos(self) -> list[Video]:
+        rows = self._scan(f"kind = {lit(KIND_VIDEO)}")
+        return [_video_from_row(r) for r in rows]
+
+    def video(self, sha256: str) -> Video:
+        rows = self._scan(f"kind = {lit(KIND_VIDEO)} AND id = {lit(sha256)}")
+        if not rows:
+            raise NotFoundError(f"no video {sha256} in {self.uri} (version {self.version})")
+        return _video_from_row(rows[0])
+
+    def video_metadata(self, sha256: str) -> dict[str, Any]:
+        rows = self._scan(f"kind = {lit(KIND_VIDEO)} AND id = {lit(sha256)}", columns=["metadata_json"])
+        if not rows:
+            raise NotFoundError(f"no video {sha256} in {self.uri} (version {self.version})")
+        return dict(json.loads(rows[0]["metadata_json"] or "{}"))
+
+    def _blob(self, column: str, filter: str) -> bytes | None:
+        ids = self._ds.to_table(columns=[], filter=filter, with_row_id=True)["_rowid"].to_pylist()
+        if not ids:
+            return None
+        [(_, data)] = self._ds.read_blobs(column, ids=ids[:1])
+        return data
+
+    def video_bytes(self, sha256: str) -> bytes:
+        """The stored file's bytes (the blob is read only here, never by scans)."""
+        data = self._blob("video", f"kind = {lit(KIND_VIDEO)} AND id = {lit(sha256)}")
+        if data is None:
+            raise NotFoundError(f"no video {sha256} in {self.uri} (version {self.version})")
+        return data
+
+    def frames(self, clip_id: str) -> np.ndarray | None:
+        """Pre-decoded frames of a clip (uint8 T×H×W×3), or None when none were stored."""
+        clip = self.clip(clip_id)
+        if not clip.frames_shape:
+            return None
+        data = self._blob("frames", f"kind = {lit(KIND_CLIP)} AND id = {lit(clip_id)}")
+        return None if data is None else np.frombuffer(data, dtype=np.uint8).reshape(clip.frames_shape)
+
+    def stats(self) -> dict[str, Any]:
+        rows = self._scan(None, columns=["kind", "split", "status", "label", "size_bytes", "duration_s"])
+        clips = [r for r in rows if r["kind"] == KIND_CLIP]
+        videos = [r for r in rows if r["kind"] == KIND_VIDEO]
+        return {
+            "uri": self.uri, "version": self.version, "latest_version": self.latest_version,
+            "videos": len(videos), "clips": len(clips),
+            "video_bytes": sum(r["size_bytes"] or 0 for r in videos),
+            "clip_seconds": round(sum(r["duration_s"] or 0.0 for r in clips), 3),
+            "splits": dict(Counter(r["split"] for r in clips)), "status": dict(Counter(r["status"] for r in clips)),
+            "labels": dict(Counter(r["label"] for r in clips if r["label"])),
+            "tags": self.tags(),
+        }
+
+    # ----------------------------------------------------------------- versions
+    def versions(self) -> list[VersionInfo]:
+        by_version: dict[int, list[str]] = {}
+        for name, v in self.tags().items():
+            by_version.setdefault(v, []).append(name)
+        out = []
+        for v in self._ds.versions():
+            tx = self._ds.read_transaction(v["version"])
+            props = (tx.transaction_properties or {}) if tx is not None else {}
+            meta = v.get("metadata") or {}
+            out.append(VersionInfo(
+                version=v["version"], timestamp=v["timestamp"],
+                operation=type(tx.operation).__name__ if tx is not None else "unknown",
+                message=props.get("__lance_commit_message"), tags=sorted(by_version.get(v["version"], [])),
+                num_rows=int(meta.get("total_rows", 0)) - int(meta.get("total_deletion_file_rows", 0)),
+            ))
+        return out
+
+    def tags(self) -> dict[str, int]:
+        return {name: int(t["version"]) for name, t in self._ds.tags.list().items()}
+
+    def tag(self, name: str, version: int | None = None, *, force: bool = False) -> int:
+        """Name a version (default: this handle's). `force` moves an existing tag."""
+        version = self.version if version is None else int(version)
+        if name in self.tags():
+            if not force:
+                raise InputError(f"tag {name!r} already points at version {self.tags()[name]}; pass --force to move it")
+            self._ds.tags.update(name, version)
+        else:
+            try:
+                self._ds.tags.create(name, version)
+            except (OSError, ValueError) as e:
+                raise NotFoundError(f"cannot tag version {version} of {self.uri}: {e}") from e
+        return version
+
+    def untag(self, name: str) -> None:
+        if name not in self.tags():
+            raise NotFoundError(f"no tag {name!r} in {self.uri}; tags: {sorted(self.tags()) or 'none'}")
+        self._ds.tags.delete(name)
+
+    def _resolve_ref(self, ref: int | str) -> int | str:
+        if isinstance(ref, str) and ref.isdigit():
+            return int(ref)
+        if isinstance(ref, str) and ref not in self.tags():
+            raise NotFoundError(f"no version or tag {ref!r} in {self.uri}; tags: {sorted(self.tags()) or 'none'}")
+        return ref
+
+    def checkout(self, ref: int | str) -> VideoDataset:
+        """A read-only handle on version `ref` (number or tag)."""
+        lance = require("lance", "train")
+        resolved = self._resolve_ref(ref)
+        try:
+            ds = lance.dataset(self.location.table_uri, version=resolved,
+                               storage_options=self.location.storage_options or None)
+        except (OSError, ValueError) as e:
+            raise NotFoundError(f"version {ref!r} of {self.uri} does not exist (or was cleaned up): {e}") from e
+        return VideoDataset(self.location, ds, pinned=int(ds.version) != int(ds.latest_version))
+
+    def restore(self, ref: int | str) -> int:
+        """Make version `ref`'s contents the newest version (a new commit; history is kept)."""
+        view = self.checkout(ref)
+        view._ds.restore()
+        self._refresh()
+        return self.version
+
+    def diff(self, a: int | str, b: int | str | None = None) -> DiffResult:
+        """Clips and videos added, removed or re-annotated from version `a` to `b` (default: this one)."""
+        va = self.checkout(a)
+        vb = self if b is None else self.checkout(b)
+        cols = ["id", "kind", *ANNOTATION_COLUMNS]
+        rows_a = {r["id"]: r for r in va._scan(None, columns=cols)}
+        rows_b = {r["id"]: r for r in vb._scan(None, columns=cols)}
+
+        def ids(src: dict[str, Any], other: dict[str, Any], kind: str) -> list[str]:
+            return sorted(i for i, r in src.items() if r["kind"] == kind and i not in other)
+
+        changed = sorted(i for i, r in rows_b.items()
+                         if r["kind"] == KIND_CLIP and i in rows_a and r != rows_a[i])
+        return DiffResult(a=va.version, b=vb.version,
+                          added_videos=ids(rows_b, rows_a, KIND_VIDEO), removed_videos=ids(rows_a, rows_b, KIND_VIDEO),
+                          added_clips=ids(rows_b, rows_a, KIND_CLIP), removed_clips=ids(rows_a, rows_b, KIND_CLIP),
+                          changed_clips=changed)
+
+    # ----------------------------------------------------------------- deleting
+    def delete_clips(self, ids: list[str]) -> int:
+        """Delete clips (not their video). One commit."""
+        self._writable()
+        if ids:
+            self._ds.delete(f"kind = {lit(KIND_CLIP)} AND id IN ({', '.join(lit(i) for i in ids)})")
+            self._refresh()
+        return self.version
+
+    def delete_video(self, sha256: str, *, purge: bool = False, untag: bool = False) -> DeleteResult:
+        """Delete a video and all its clips (and their frames) from the next version.
+
+        The delete is one commit; a compaction follows so the newest version's data files hold none
+        of the video's bytes or frames (Lance otherwise only marks rows deleted). Older versions still
+        reference their files until `purge=True` runs Lance cleanup of all old versions; tags pinning
+        a version that holds the video keep those files unless `untag=True` drops those tags first.
+        """
+        self._writable()
+        if not self._has_video(sha256):
+            raise NotFoundError(f"no video {sha256} in {self.uri}; list videos with `vidray dataset ls {self.uri} --videos`")
+        n_clips = self._ds.count_rows(filter=f"kind = {lit(KIND_CLIP)} AND video_sha256 = {lit(sha256)}")
+        self._ds.delete(f"video_sha256 = {lit(sha256)}")
+        self._refresh()
+        self.compact()
+        pinned = self._tags_holding(sha256)
+        if untag:
+            for name in pinned:
+                self._ds.tags.delete(name)
+            pinned = []
+        if purge:
+            self.purge()
+        return DeleteResult(video_sha256=sha256, clips_deleted=n_clips, version=self.version, purged=purge,
+                            pinned_by_tags=pinned)
+
+    def _tags_holding(self, sha256: str) -> list[str]:
+        held = []
+        for name, v in self.tags().items():
+            view = self.checkout(v)
+            if view._ds.count_rows(filter=f"video_sha256 = {lit(sha256)}") > 0:
+                held.append(name)
+        return sorted(held)
+
+    def compact(self) -> int:
+        """Rewrite fragments that hold deleted rows and fold new rows into the indices."""
+        self._writable()
+        self._ds.optimize.compact_files(materialize_deletions_threshold=0.0)
+        self._refresh()
+        self._ds.optimize.optimize_indices()
+        self._refresh()
+        return self.version
+
+    def purge(self) -> dict[str, int]:
+        """Remove every version but the newest (and tagged ones) and the files only they reference."""
+        self._writable()
+        stats = self._ds.cleanup_old_versions(older_than=timedelta(0), delete_unverified=True,
+                                              error_if_tagged_old_versions=False)
+        self._refresh()
+        return {"old_versions": int(stats.old_versions), "bytes_removed": int(stats.bytes_removed)}
+
+
+# --------------------------------------------------------------------- rows
+def _exists(loc: Location) -> bool:
+    if not loc.is_remote:
+        return (Path(loc.table_uri) / "_versions").is_dir()
+    lance = require("lance", "train")
+    try:
+        lance.dataset(loc.table_uri, storage_options=loc.storage_options or None)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _video_row(data: bytes, meta: Any, source: str, title: str | None) -> dict[str, Any]:
+    return {
+        "id": meta.sha256, "kind": KIND_VIDEO, "video_sha256": meta.sha256,
+        "start_s": float(meta.start_s), "end_s": float(meta.start_s + meta.duration_s),
+        "duration_s": float(meta.duration_s), "source": source, "title": title or meta.title,
+        "width": meta.width, "height": meta.height, "fps": float(meta.fps), "size_bytes": len(data),
+        "metadata_json": meta.model_dump_json(), "updated_at": _now(), "video": data, "frames": None,
+    }
+
+
+def _clip_row(cid: str, sha: str, spec: ClipSpec, end: float, source: str | None,
+              frames: np.ndarray | None) -> dict[str, Any]:
+    labelled = bool(spec.label or spec.text or spec.spans or spec.qa)
+    return {
+        "id": cid, "kind": KIND_CLIP, "video_sha256": sha, "start_s": float(spec.start), "end_s": float(end),
+        "duration_s": round(float(end) - float(spec.start), 6), "split": spec.split, "label": spec.label,
+        "text": spec.text, "spans": [s.model_dump() for s in spec.spans], "qa": [q.model_dump() for q in spec.qa],
+        "status": spec.status or ("accepted" if labelled else "unlabeled"), "source": source,
+        "frames_shape": list(frames.shape) if frames is not None else None, "updated_at": _now(),
+        "video": None, "frames": frames.tobytes() if frames is not None else None,
+    }
+
+
+def _rows_to_table(rows: list[dict[str, Any]]) -> Any:
+    import lance
+    import pyarrow as pa
+
+    schema = arrow_schema()
+    arrays = []
+    for f in schema:
+        values = [r.get(f.name) for r in rows]
+        arrays.append(lance.blob_array(values) if f.name in ("video", "frames") else pa.array(values, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _video_from_row(r: dict[str, Any]) -> Video:
+    return Video(sha256=r["id"], source=r["source"], title=r["title"], duration_s=r["duration_s"] or 0.0,
+                 width=r["width"] or 0, height=r["height"] or 0, fps=r["fps"] or 0.0, size_bytes=r["size_bytes"] or 0)
