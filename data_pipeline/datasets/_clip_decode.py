@@ -38,7 +38,9 @@ def _to_square(frame: Any, size: int) -> np.ndarray:
     return np.ascontiguousarray(img[y : y + size, x : x + size])
 
 
-def decode_clip(src: bytes | str | Path, start: float, end: float, *, num_frames: int = 8, size: int = 112) -> np.ndarray:
+def decode_clip(
+    src: bytes | str | Path, start: float, end: float, *, num_frames: int = 8, size: int = 112
+) -> np.ndarray:
     """Return uint8 frames T×size×size×3 sampled uniformly from [start, end) of `src`.
 
     Each target time takes the last frame shown at or before it (the first frame when the clip starts

@@ -51,8 +51,11 @@ def s3_storage_options(env: dict[str, str] | None = None) -> dict[str, str]:
         opts["aws_endpoint"] = endpoint
         if endpoint.startswith("http://"):
             opts["allow_http"] = "true"
-    for var, key in (("AWS_ACCESS_KEY_ID", "aws_access_key_id"), ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
-                     ("AWS_SESSION_TOKEN", "aws_session_token")):
+    for var, key in (
+        ("AWS_ACCESS_KEY_ID", "aws_access_key_id"),
+        ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
+        ("AWS_SESSION_TOKEN", "aws_session_token"),
+    ):
         if env.get(var):
             opts[key] = env[var]
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
@@ -61,8 +64,9 @@ def s3_storage_options(env: dict[str, str] | None = None) -> dict[str, str]:
     return opts
 
 
-def resolve(uri: str | Path, settings: Settings | None = None,
-            storage_options: dict[str, str] | None = None) -> Location:
+def resolve(
+    uri: str | Path, settings: Settings | None = None, storage_options: dict[str, str] | None = None
+) -> Location:
     """Turn a dataset name, path or URL into a `Location`.
 
     A bare name (letters, digits, `._-`) means `<data_dir>/datasets/<name>`; anything with a `/` is
@@ -77,12 +81,16 @@ def resolve(uri: str | Path, settings: Settings | None = None,
         opts.update(storage_options or {})
         return Location(root=text.rstrip("/"), storage_options=opts)
     if "://" in text:
-        raise InputError(f"dataset URL {text!r} has an unsupported scheme; use a local path or s3://bucket/prefix")
+        raise InputError(
+            f"dataset URL {text!r} has an unsupported scheme; use a local path or s3://bucket/prefix"
+        )
     if "/" not in text and not text.startswith("."):
         if not _NAME.match(text):
             raise InputError(f"dataset name {text!r} may only hold letters, digits, '.', '_' and '-'")
         from cluster.config import load_settings
 
         settings = settings or load_settings()
-        return Location(root=str(settings.data_dir / "datasets" / text), storage_options=dict(storage_options or {}))
+        return Location(
+            root=str(settings.data_dir / "datasets" / text), storage_options=dict(storage_options or {})
+        )
     return Location(root=str(Path(text).expanduser().resolve()), storage_options=dict(storage_options or {}))

@@ -32,7 +32,9 @@ SPLITS: tuple[str, ...] = ("train", "val", "test", "unassigned")
 # Blob columns are never scanned with the annotation columns: reading them means reading video bytes.
 BLOB_COLUMNS = ("video", "frames")
 
-SPAN_TYPE = pa.struct([("start", pa.float64()), ("end", pa.float64()), ("label", pa.string()), ("text", pa.string())])
+SPAN_TYPE = pa.struct(
+    [("start", pa.float64()), ("end", pa.float64()), ("label", pa.string()), ("text", pa.string())]
+)
 QA_TYPE = pa.struct([("question", pa.string()), ("answer", pa.string())])
 
 
@@ -40,31 +42,33 @@ def arrow_schema() -> pa.Schema:
     """The table schema. Column order is stable; new columns are appended (Lance add_columns)."""
     import lance  # local: pylance is in the "train" extra; callers went through `require` already
 
-    return pa.schema([
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("kind", pa.string(), nullable=False),
-        pa.field("video_sha256", pa.string(), nullable=False),
-        pa.field("start_s", pa.float64()),
-        pa.field("end_s", pa.float64()),
-        pa.field("duration_s", pa.float64()),
-        pa.field("split", pa.string()),
-        pa.field("label", pa.string()),
-        pa.field("text", pa.string()),
-        pa.field("spans", pa.list_(SPAN_TYPE)),
-        pa.field("qa", pa.list_(QA_TYPE)),
-        pa.field("status", pa.string()),
-        pa.field("source", pa.string()),
-        pa.field("title", pa.string()),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("fps", pa.float64()),
-        pa.field("size_bytes", pa.int64()),
-        pa.field("metadata_json", pa.string()),
-        pa.field("frames_shape", pa.list_(pa.int32())),
-        pa.field("updated_at", pa.string()),
-        lance.blob_field("video"),
-        lance.blob_field("frames"),
-    ])
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("kind", pa.string(), nullable=False),
+            pa.field("video_sha256", pa.string(), nullable=False),
+            pa.field("start_s", pa.float64()),
+            pa.field("end_s", pa.float64()),
+            pa.field("duration_s", pa.float64()),
+            pa.field("split", pa.string()),
+            pa.field("label", pa.string()),
+            pa.field("text", pa.string()),
+            pa.field("spans", pa.list_(SPAN_TYPE)),
+            pa.field("qa", pa.list_(QA_TYPE)),
+            pa.field("status", pa.string()),
+            pa.field("source", pa.string()),
+            pa.field("title", pa.string()),
+            pa.field("width", pa.int32()),
+            pa.field("height", pa.int32()),
+            pa.field("fps", pa.float64()),
+            pa.field("size_bytes", pa.int64()),
+            pa.field("metadata_json", pa.string()),
+            pa.field("frames_shape", pa.list_(pa.int32())),
+            pa.field("updated_at", pa.string()),
+            lance.blob_field("video"),
+            lance.blob_field("frames"),
+        ]
+    )
 
 
 def scalar_columns() -> list[str]:
@@ -106,7 +110,9 @@ class ClipSpec(_Strict):
     text: str | None = None
     spans: list[Span] = Field(default_factory=list)
     qa: list[QA] = Field(default_factory=list)
-    status: Status | None = Field(None, description="Defaults to accepted when a label/text is given, else unlabeled.")
+    status: Status | None = Field(
+        None, description="Defaults to accepted when a label/text is given, else unlabeled."
+    )
 
     @model_validator(mode="after")
     def _range(self) -> ClipSpec:
@@ -149,6 +155,7 @@ class Video(_Strict):
     sha256: str
     source: str | None
     title: str | None
+    start_s: float = 0.0
     duration_s: float
     width: int
     height: int
@@ -159,7 +166,9 @@ class Video(_Strict):
 class VersionInfo(_Strict):
     version: int
     timestamp: datetime
-    operation: str = Field(description="Lance operation: Overwrite, Append, Update, Delete, Merge, Rewrite, ...")
+    operation: str = Field(
+        description="Lance operation: Overwrite, Append, Update, Delete, Merge, Rewrite, ..."
+    )
     message: str | None = None
     tags: list[str] = Field(default_factory=list)
     num_rows: int
@@ -178,8 +187,13 @@ class DiffResult(_Strict):
 
     @property
     def empty(self) -> bool:
-        return not (self.added_videos or self.removed_videos or self.added_clips or self.removed_clips
-                    or self.changed_clips)
+        return not (
+            self.added_videos
+            or self.removed_videos
+            or self.added_clips
+            or self.removed_clips
+            or self.changed_clips
+        )
 
 
 def clip_id(video_sha256: str, start: float, end: float) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,21 @@ class DeleteResult(BaseModel):
     version: int
     purged: bool = False
     pinned_by_tags: list[str] = Field(
-        default_factory=list, description="Tags whose (older) version still holds the video; purge keeps their files.")
+        default_factory=list,
+        description="Tags whose (older) version still holds the video; purge keeps their files.",
+    )
+
+
+@dataclass
+class VideoInput:
+    """One video to add: a local file, or the sha256 of a video already stored (to add clips only)."""
+
+    path: Path | None = None
+    sha256: str | None = None
+    clips: list[ClipSpec] | None = None
+    source: str | None = None
+    title: str | None = None
+    metadata: Any = None  # a probed VideoMetadata, to skip probing again
 
 
 class VideoDataset:
@@ -98,8 +113,14 @@ class VideoDataset:
 
     # ----------------------------------------------------------------- open / create
     @classmethod
-    def create(cls, uri: str | Path, *, settings: Settings | None = None,
-               storage_options: dict[str, str] | None = None, exist_ok: bool = False) -> VideoDataset:
+    def create(
+        cls,
+        uri: str | Path,
+        *,
+        settings: Settings | None = None,
+        storage_options: dict[str, str] | None = None,
+        exist_ok: bool = False,
+    ) -> VideoDataset:
         """Create an empty dataset (version 1) with its indices; `exist_ok` opens an existing one."""
         lance = require("lance", "train")
         loc = resolve(uri, settings, storage_options)
@@ -109,16 +130,27 @@ class VideoDataset:
             raise InputError(f"dataset {loc.root} already exists; open it, or pick another name")
         if not loc.is_remote:
             Path(loc.root).mkdir(parents=True, exist_ok=True)
-        ds = lance.write_dataset(arrow_schema().empty_table(), loc.table_uri, mode="create",
-                                 enable_stable_row_ids=True,  # row ids survive compaction
-                                 commit_message="create dataset", storage_options=loc.storage_options or None)
+        ds = lance.write_dataset(
+            arrow_schema().empty_table(),
+            loc.table_uri,
+            mode="create",
+            enable_stable_row_ids=True,  # row ids survive compaction
+            commit_message="create dataset",
+            storage_options=loc.storage_options or None,
+        )
         for column, kind in _INDICES:
             ds.create_scalar_index(column, kind)
         return cls(loc, lance.dataset(loc.table_uri, storage_options=loc.storage_options or None))
 
     @classmethod
-    def open(cls, uri: str | Path, *, version: int | str | None = None, settings: Settings | None = None,
-             storage_options: dict[str, str] | None = None) -> VideoDataset:
+    def open(
+        cls,
+        uri: str | Path,
+        *,
+        version: int | str | None = None,
+        settings: Settings | None = None,
+        storage_options: dict[str, str] | None = None,
+    ) -> VideoDataset:
         """Open the latest version, or check out `version` (a number or a tag) read-only."""
         lance = require("lance", "train")
         loc = resolve(uri, settings, storage_options)
@@ -147,17 +179,29 @@ class VideoDataset:
 
     def _refresh(self) -> None:
         lance = require("lance", "train")
-        self._ds = lance.dataset(self.location.table_uri, storage_options=self.location.storage_options or None)
+        self._ds = lance.dataset(
+            self.location.table_uri, storage_options=self.location.storage_options or None
+        )
 
     def _writable(self) -> None:
         if self._pinned:
-            raise InputError(f"version {self.version} of {self.uri} is a read-only checkout; "
-                             f"restore it first (vidray dataset checkout {self.uri} {self.version} --restore)")
+            raise InputError(
+                f"version {self.version} of {self.uri} is a read-only checkout; "
+                f"restore it first (vidray dataset checkout {self.uri} {self.version} --restore)"
+            )
 
     # ----------------------------------------------------------------- adding
-    def add_video(self, path: str | Path, *, clips: list[ClipSpec] | None = None, source: str | None = None,
-                  title: str | None = None, metadata: Any = None, frames: tuple[int, int] | None = None,
-                  message: str | None = None) -> AddResult:
+    def add_video(
+        self,
+        path: str | Path,
+        *,
+        clips: list[ClipSpec] | None = None,
+        source: str | None = None,
+        title: str | None = None,
+        metadata: Any = None,
+        frames: tuple[int, int] | None = None,
+        message: str | None = None,
+    ) -> AddResult:
         """Store `path` once (by sha256) and add its clips in one commit.
 
         Args:
@@ -170,65 +214,100 @@ class VideoDataset:
                 reader uses instead of decoding when its request matches.
             message: the commit message shown by `versions()`.
         """
-        self._writable()
-        from data_pipeline.datasets._clip_decode import decode_clip
-        from data_pipeline.probe import probe
-
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"video {path} does not exist; pass a local file (or ingest the URL first)")
-        meta = metadata or probe(path)
-        sha = meta.sha256
-        source = source or meta.source or str(path)
-        added_video = not self._has_video(sha)
-        existing = set(self._ids(f"kind = {lit(KIND_CLIP)} AND video_sha256 = {lit(sha)}"))
-        rows: list[dict[str, Any]] = []
-        if added_video:
-            rows.append(_video_row(path.read_bytes(), meta, source, title))
-        new_ids, skipped = [], []
-        t0, t1 = float(meta.start_s), float(meta.start_s + meta.duration_s)
-        for spec in clips or [ClipSpec(start=t0)]:
-            end = t1 if spec.end is None else float(spec.end)
-            if end > t1 + _END_TOLERANCE_S or spec.start >= t1:
-                raise InputError(f"clip {spec.start}-{end}s is outside {path.name} ({t0:.2f}-{t1:.2f}s)")
-            end = min(end, t1)
-            cid = clip_id(sha, spec.start, end)
-            if cid in existing or cid in new_ids:
-                skipped.append(cid)
-                continue
-            fr = decode_clip(path, spec.start, end, num_frames=frames[0], size=frames[1]) if frames else None
-            rows.append(_clip_row(cid, sha, spec, end, source, fr))
-            new_ids.append(cid)
-        if rows:
-            self._append(rows, message or f"add {path.name}: {len(new_ids)} clip(s)")
-        return AddResult(video_sha256=sha, added_video=added_video, clip_ids=new_ids, skipped_clips=skipped,
-                         version=self.version)
+        item = VideoInput(path=Path(path), clips=clips, source=source, title=title, metadata=metadata)
+        return self.add_videos([item], frames=frames, message=message)[0]
 
     def add_clips(self, video_sha256: str, clips: list[ClipSpec], *, message: str | None = None) -> AddResult:
         """Add clips of a video already in the dataset (no file needed)."""
+        return self.add_videos([VideoInput(sha256=video_sha256, clips=clips)], message=message)[0]
+
+    def add_videos(
+        self, items: list[VideoInput], *, frames: tuple[int, int] | None = None, message: str | None = None
+    ) -> list[AddResult]:
+        """Add many videos and/or clips in one commit (imports use this: one import, one version)."""
         self._writable()
-        video = self.video(video_sha256)
-        existing = set(self._ids(f"kind = {lit(KIND_CLIP)} AND video_sha256 = {lit(video_sha256)}"))
-        rows, new_ids, skipped = [], [], []
-        for spec in clips:
-            end = video.duration_s if spec.end is None else float(spec.end)
-            if end > video.duration_s + _END_TOLERANCE_S:
-                raise InputError(f"clip {spec.start}-{end}s ends after the video ({video.duration_s:.2f}s)")
-            cid = clip_id(video_sha256, spec.start, end)
-            if cid in existing or cid in new_ids:
+        rows: list[dict[str, Any]] = []
+        planned: list[tuple[str, bool, list[str], list[str]]] = []
+        seen_videos: set[str] = set()
+        taken: set[str] = set()
+        for item in items:
+            sha, added, new_ids, skipped = self._plan(item, rows, seen_videos, taken, frames)
+            planned.append((sha, added, new_ids, skipped))
+        n_clips = sum(len(p[2]) for p in planned)
+        if rows:
+            self._append(rows, message or f"add {len(seen_videos)} video(s), {n_clips} clip(s)")
+        return [
+            AddResult(
+                video_sha256=sha, added_video=added, clip_ids=ids, skipped_clips=sk, version=self.version
+            )
+            for sha, added, ids, sk in planned
+        ]
+
+    def _plan(
+        self,
+        item: VideoInput,
+        rows: list[dict[str, Any]],
+        seen_videos: set[str],
+        taken: set[str],
+        frames: tuple[int, int] | None,
+    ) -> tuple[str, bool, list[str], list[str]]:
+        from data_pipeline.datasets._clip_decode import decode_clip
+
+        if item.path is not None:
+            from data_pipeline.probe import probe
+
+            if not item.path.is_file():
+                raise InputError(
+                    f"video {item.path} does not exist; pass a local file (or ingest the URL first)"
+                )
+            meta = item.metadata or probe(item.path)
+            sha, name = meta.sha256, item.path.name
+            source = item.source or meta.source or str(item.path)
+            t0, t1 = float(meta.start_s), float(meta.start_s + meta.duration_s)
+            added = sha not in seen_videos and not self._has_video(sha)
+            if added:
+                rows.append(_video_row(item.path.read_bytes(), meta, source, item.title))
+        elif item.sha256:
+            sha, name, added = item.sha256, item.sha256[:12], False
+            if sha not in seen_videos:
+                video = self.video(sha)
+                source, t0, t1 = item.source or video.source, video.start_s, video.start_s + video.duration_s
+            else:  # added earlier in this same batch
+                prior = next(r for r in rows if r["id"] == sha)
+                source, t0, t1 = prior["source"], prior["start_s"], prior["end_s"]
+        else:
+            raise InputError("a video to add needs a path or the sha256 of a stored video")
+        seen_videos.add(sha)
+        if sha not in taken:
+            taken.update(self._ids(f"kind = {lit(KIND_CLIP)} AND video_sha256 = {lit(sha)}"))
+            taken.add(sha)
+        new_ids, skipped = [], []
+        for spec in item.clips or [ClipSpec(start=t0)]:
+            end = t1 if spec.end is None else float(spec.end)
+            if end > t1 + _END_TOLERANCE_S or spec.start >= t1:
+                raise InputError(f"clip {spec.start}-{end}s is outside {name} ({t0:.2f}-{t1:.2f}s)")
+            end = min(end, t1)
+            cid = clip_id(sha, spec.start, end)
+            if cid in taken:
                 skipped.append(cid)
                 continue
-            rows.append(_clip_row(cid, video_sha256, spec, end, video.source, None))
+            fr = None
+            if frames and item.path is not None:
+                fr = decode_clip(item.path, spec.start, end, num_frames=frames[0], size=frames[1])
+            rows.append(_clip_row(cid, sha, spec, end, source, fr))
+            taken.add(cid)
             new_ids.append(cid)
-        if rows:
-            self._append(rows, message or f"add {len(rows)} clip(s) of {video_sha256[:12]}")
-        return AddResult(video_sha256=video_sha256, added_video=False, clip_ids=new_ids, skipped_clips=skipped,
-                         version=self.version)
+        return sha, added, new_ids, skipped
 
     def _append(self, rows: list[dict[str, Any]], message: str) -> None:
         lance = require("lance", "train")
-        lance.write_dataset(_rows_to_table(rows), self._ds, mode="append", commit_message=message,
-                            storage_options=self.location.storage_options or None)
+        lance.write_dataset(
+            _rows_to_table(rows),
+            self._ds,
+            mode="append",
+            commit_message=message,
+            storage_options=self.location.storage_options or None,
+        )
         self._refresh()
 
     # ----------------------------------------------------------------- updating
@@ -247,8 +326,10 @@ class VideoDataset:
         found = set(self._ids(f"kind = {lit(KIND_CLIP)} AND id IN ({', '.join(lit(i) for i in ids)})"))
         missing = [i for i in ids if i not in found]
         if missing:
-            raise NotFoundError(f"no clip {missing[0]} in {self.uri} (version {self.version}); list clips with "
-                                f"`vidray dataset ls {self.uri}`")
+            raise NotFoundError(
+                f"no clip {missing[0]} in {self.uri} (version {self.version}); list clips with "
+                f"`vidray dataset ls {self.uri}`"
+            )
         schema = arrow_schema()
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for u in updates:
@@ -271,9 +352,19 @@ class VideoDataset:
     def _has_video(self, sha: str) -> bool:
         return self._ds.count_rows(filter=f"kind = {lit(KIND_VIDEO)} AND id = {lit(sha)}") > 0
 
-    def clips(self, *, split: str | None = None, label: str | None = None, status: str | None = None,
-              video: str | None = None, source: str | None = None, min_duration: float | None = None,
-              max_duration: float | None = None, text: str | None = None, limit: int | None = None) -> list[Clip]:
+    def clips(
+        self,
+        *,
+        split: str | None = None,
+        label: str | None = None,
+        status: str | None = None,
+        video: str | None = None,
+        source: str | None = None,
+        min_duration: float | None = None,
+        max_duration: float | None = None,
+        text: str | None = None,
+        limit: int | None = None,
+    ) -> list[Clip]:
         """Find clips by split, label, review status, video, source substring, duration or caption text."""
         where = [f"kind = {lit(KIND_CLIP)}"]
         for col, val in (("split", split), ("label", label), ("status", status), ("video_sha256", video)):
@@ -340,11 +431,15 @@ class VideoDataset:
         clips = [r for r in rows if r["kind"] == KIND_CLIP]
         videos = [r for r in rows if r["kind"] == KIND_VIDEO]
         return {
-            "uri": self.uri, "version": self.version, "latest_version": self.latest_version,
-            "videos": len(videos), "clips": len(clips),
+            "uri": self.uri,
+            "version": self.version,
+            "latest_version": self.latest_version,
+            "videos": len(videos),
+            "clips": len(clips),
             "video_bytes": sum(r["size_bytes"] or 0 for r in videos),
             "clip_seconds": round(sum(r["duration_s"] or 0.0 for r in clips), 3),
-            "splits": dict(Counter(r["split"] for r in clips)), "status": dict(Counter(r["status"] for r in clips)),
+            "splits": dict(Counter(r["split"] for r in clips)),
+            "status": dict(Counter(r["status"] for r in clips)),
             "labels": dict(Counter(r["label"] for r in clips if r["label"])),
             "tags": self.tags(),
         }
@@ -359,12 +454,16 @@ class VideoDataset:
             tx = self._ds.read_transaction(v["version"])
             props = (tx.transaction_properties or {}) if tx is not None else {}
             meta = v.get("metadata") or {}
-            out.append(VersionInfo(
-                version=v["version"], timestamp=v["timestamp"],
-                operation=type(tx.operation).__name__ if tx is not None else "unknown",
-                message=props.get("__lance_commit_message"), tags=sorted(by_version.get(v["version"], [])),
-                num_rows=int(meta.get("total_rows", 0)) - int(meta.get("total_deletion_file_rows", 0)),
-            ))
+            out.append(
+                VersionInfo(
+                    version=v["version"],
+                    timestamp=v["timestamp"],
+                    operation=type(tx.operation).__name__ if tx is not None else "unknown",
+                    message=props.get("__lance_commit_message"),
+                    tags=sorted(by_version.get(v["version"], [])),
+                    num_rows=int(meta.get("total_rows", 0)) - int(meta.get("total_deletion_file_rows", 0)),
+                )
+            )
         return out
 
     def tags(self) -> dict[str, int]:
@@ -375,7 +474,9 @@ class VideoDataset:
         version = self.version if version is None else int(version)
         if name in self.tags():
             if not force:
-                raise InputError(f"tag {name!r} already points at version {self.tags()[name]}; pass --force to move it")
+                raise InputError(
+                    f"tag {name!r} already points at version {self.tags()[name]}; pass --force to move it"
+                )
             self._ds.tags.update(name, version)
         else:
             try:
@@ -393,7 +494,9 @@ class VideoDataset:
         if isinstance(ref, str) and ref.isdigit():
             return int(ref)
         if isinstance(ref, str) and ref not in self.tags():
-            raise NotFoundError(f"no version or tag {ref!r} in {self.uri}; tags: {sorted(self.tags()) or 'none'}")
+            raise NotFoundError(
+                f"no version or tag {ref!r} in {self.uri}; tags: {sorted(self.tags()) or 'none'}"
+            )
         return ref
 
     def checkout(self, ref: int | str) -> VideoDataset:
@@ -401,10 +504,15 @@ class VideoDataset:
         lance = require("lance", "train")
         resolved = self._resolve_ref(ref)
         try:
-            ds = lance.dataset(self.location.table_uri, version=resolved,
-                               storage_options=self.location.storage_options or None)
+            ds = lance.dataset(
+                self.location.table_uri,
+                version=resolved,
+                storage_options=self.location.storage_options or None,
+            )
         except (OSError, ValueError) as e:
-            raise NotFoundError(f"version {ref!r} of {self.uri} does not exist (or was cleaned up): {e}") from e
+            raise NotFoundError(
+                f"version {ref!r} of {self.uri} does not exist (or was cleaned up): {e}"
+            ) from e
         return VideoDataset(self.location, ds, pinned=int(ds.version) != int(ds.latest_version))
 
     def restore(self, ref: int | str) -> int:
@@ -425,12 +533,18 @@ class VideoDataset:
         def ids(src: dict[str, Any], other: dict[str, Any], kind: str) -> list[str]:
             return sorted(i for i, r in src.items() if r["kind"] == kind and i not in other)
 
-        changed = sorted(i for i, r in rows_b.items()
-                         if r["kind"] == KIND_CLIP and i in rows_a and r != rows_a[i])
-        return DiffResult(a=va.version, b=vb.version,
-                          added_videos=ids(rows_b, rows_a, KIND_VIDEO), removed_videos=ids(rows_a, rows_b, KIND_VIDEO),
-                          added_clips=ids(rows_b, rows_a, KIND_CLIP), removed_clips=ids(rows_a, rows_b, KIND_CLIP),
-                          changed_clips=changed)
+        changed = sorted(
+            i for i, r in rows_b.items() if r["kind"] == KIND_CLIP and i in rows_a and r != rows_a[i]
+        )
+        return DiffResult(
+            a=va.version,
+            b=vb.version,
+            added_videos=ids(rows_b, rows_a, KIND_VIDEO),
+            removed_videos=ids(rows_a, rows_b, KIND_VIDEO),
+            added_clips=ids(rows_b, rows_a, KIND_CLIP),
+            removed_clips=ids(rows_a, rows_b, KIND_CLIP),
+            changed_clips=changed,
+        )
 
     # ----------------------------------------------------------------- deleting
     def delete_clips(self, ids: list[str]) -> int:
@@ -451,7 +565,9 @@ class VideoDataset:
         """
         self._writable()
         if not self._has_video(sha256):
-            raise NotFoundError(f"no video {sha256} in {self.uri}; list videos with `vidray dataset ls {self.uri} --videos`")
+            raise NotFoundError(
+                f"no video {sha256} in {self.uri}; list videos with `vidray dataset ls {self.uri} --videos`"
+            )
         n_clips = self._ds.count_rows(filter=f"kind = {lit(KIND_CLIP)} AND video_sha256 = {lit(sha256)}")
         self._ds.delete(f"video_sha256 = {lit(sha256)}")
         self._refresh()
@@ -463,8 +579,13 @@ class VideoDataset:
             pinned = []
         if purge:
             self.purge()
-        return DeleteResult(video_sha256=sha256, clips_deleted=n_clips, version=self.version, purged=purge,
-                            pinned_by_tags=pinned)
+        return DeleteResult(
+            video_sha256=sha256,
+            clips_deleted=n_clips,
+            version=self.version,
+            purged=purge,
+            pinned_by_tags=pinned,
+        )
 
     def _tags_holding(self, sha256: str) -> list[str]:
         held = []
@@ -486,8 +607,9 @@ class VideoDataset:
     def purge(self) -> dict[str, int]:
         """Remove every version but the newest (and tagged ones) and the files only they reference."""
         self._writable()
-        stats = self._ds.cleanup_old_versions(older_than=timedelta(0), delete_unverified=True,
-                                              error_if_tagged_old_versions=False)
+        stats = self._ds.cleanup_old_versions(
+            older_than=timedelta(0), delete_unverified=True, error_if_tagged_old_versions=False
+        )
         self._refresh()
         return {"old_versions": int(stats.old_versions), "bytes_removed": int(stats.bytes_removed)}
 
@@ -506,24 +628,47 @@ def _exists(loc: Location) -> bool:
 
 def _video_row(data: bytes, meta: Any, source: str, title: str | None) -> dict[str, Any]:
     return {
-        "id": meta.sha256, "kind": KIND_VIDEO, "video_sha256": meta.sha256,
-        "start_s": float(meta.start_s), "end_s": float(meta.start_s + meta.duration_s),
-        "duration_s": float(meta.duration_s), "source": source, "title": title or meta.title,
-        "width": meta.width, "height": meta.height, "fps": float(meta.fps), "size_bytes": len(data),
-        "metadata_json": meta.model_dump_json(), "updated_at": _now(), "video": data, "frames": None,
+        "id": meta.sha256,
+        "kind": KIND_VIDEO,
+        "video_sha256": meta.sha256,
+        "start_s": float(meta.start_s),
+        "end_s": float(meta.start_s + meta.duration_s),
+        "duration_s": float(meta.duration_s),
+        "source": source,
+        "title": title or meta.title,
+        "width": meta.width,
+        "height": meta.height,
+        "fps": float(meta.fps),
+        "size_bytes": len(data),
+        "metadata_json": meta.model_dump_json(),
+        "updated_at": _now(),
+        "video": data,
+        "frames": None,
     }
 
 
-def _clip_row(cid: str, sha: str, spec: ClipSpec, end: float, source: str | None,
-              frames: np.ndarray | None) -> dict[str, Any]:
+def _clip_row(
+    cid: str, sha: str, spec: ClipSpec, end: float, source: str | None, frames: np.ndarray | None
+) -> dict[str, Any]:
     labelled = bool(spec.label or spec.text or spec.spans or spec.qa)
     return {
-        "id": cid, "kind": KIND_CLIP, "video_sha256": sha, "start_s": float(spec.start), "end_s": float(end),
-        "duration_s": round(float(end) - float(spec.start), 6), "split": spec.split, "label": spec.label,
-        "text": spec.text, "spans": [s.model_dump() for s in spec.spans], "qa": [q.model_dump() for q in spec.qa],
-        "status": spec.status or ("accepted" if labelled else "unlabeled"), "source": source,
-        "frames_shape": list(frames.shape) if frames is not None else None, "updated_at": _now(),
-        "video": None, "frames": frames.tobytes() if frames is not None else None,
+        "id": cid,
+        "kind": KIND_CLIP,
+        "video_sha256": sha,
+        "start_s": float(spec.start),
+        "end_s": float(end),
+        "duration_s": round(float(end) - float(spec.start), 6),
+        "split": spec.split,
+        "label": spec.label,
+        "text": spec.text,
+        "spans": [s.model_dump() for s in spec.spans],
+        "qa": [q.model_dump() for q in spec.qa],
+        "status": spec.status or ("accepted" if labelled else "unlabeled"),
+        "source": source,
+        "frames_shape": list(frames.shape) if frames is not None else None,
+        "updated_at": _now(),
+        "video": None,
+        "frames": frames.tobytes() if frames is not None else None,
     }
 
 
@@ -535,10 +680,21 @@ def _rows_to_table(rows: list[dict[str, Any]]) -> Any:
     arrays = []
     for f in schema:
         values = [r.get(f.name) for r in rows]
-        arrays.append(lance.blob_array(values) if f.name in ("video", "frames") else pa.array(values, type=f.type))
+        arrays.append(
+            lance.blob_array(values) if f.name in ("video", "frames") else pa.array(values, type=f.type)
+        )
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _video_from_row(r: dict[str, Any]) -> Video:
-    return Video(sha256=r["id"], source=r["source"], title=r["title"], duration_s=r["duration_s"] or 0.0,
-                 width=r["width"] or 0, height=r["height"] or 0, fps=r["fps"] or 0.0, size_bytes=r["size_bytes"] or 0)
+    return Video(
+        sha256=r["id"],
+        source=r["source"],
+        title=r["title"],
+        start_s=r["start_s"] or 0.0,
+        duration_s=r["duration_s"] or 0.0,
+        width=r["width"] or 0,
+        height=r["height"] or 0,
+        fps=r["fps"] or 0.0,
+        size_bytes=r["size_bytes"] or 0,
+    )
