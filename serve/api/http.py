@@ -1,0 +1,108 @@
+"""The FastAPI application: routers, one error shape for every failure, request ids and metrics.
+
+Errors always look like OpenAI's, so the `openai` client and plain HTTP callers parse them alike:
+    {"error": {"type": "...", "message": "what was wrong and how to fix it"}}
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from cluster import metrics
+from cluster.errors import VidrayError
+from cluster.log import log_context
+from serve.jobs.store import QueueFullError
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+          413: "request_too_large", 422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable"}
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The user's exception inside a Ray task error (its str() would carry a remote traceback)."""
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
+def error_doc(status: int, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"type": _TYPES.get(status, "server_error"), "message": message, "code": status, **extra}}
+
+
+def create_api() -> FastAPI:
+    from serve.api import routes_ops, routes_openai, routes_videos
+
+    api = FastAPI(
+        title="vidray",
+        version="0.1.0",
+        description="Videos from URLs into metadata, transcripts, answers, summaries, code and training data. "
+        "Authenticate with `Authorization: Bearer <API key>`. Jobs answer 202 at once; follow them with "
+        "GET /jobs/{id} or the SSE stream GET /jobs/{id}/events.",
+    )
+    api.include_router(routes_videos.router)
+    api.include_router(routes_openai.router)
+    api.include_router(routes_ops.router)
+
+    @api.exception_handler(VidrayError)
+    async def vidray_error(_request: Request, exc: VidrayError) -> JSONResponse:
+        inner = _unwrap(exc)
+        status = int(getattr(inner, "http_status", 500))
+        message = str(inner.args[0]) if inner.args else str(inner)
+        headers = {}
+        if isinstance(inner, QueueFullError):
+            headers["Retry-After"] = str(inner.retry_after)
+            metrics.counter("vidray_queue_full_total", "Submits refused because the queue was full.").inc()
+        return JSONResponse(status_code=status, content=error_doc(status, message), headers=headers)
+
+    @api.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errs = exc.errors()
+        first = errs[0] if errs else {"loc": ("body",), "msg": "invalid request"}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
+        msg = first.get("msg", "invalid request")
+        if first.get("type") == "json_invalid":
+            msg = f"the body is not valid JSON ({first.get('ctx', {}).get('error', 'parse error')})"
+        elif first.get("type") == "extra_forbidden":
+            msg = f"unknown field {where!r}; check the spelling against /docs"
+        else:
+            msg = f"{where}: {msg}"
+        details = [{"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in errs]
+        return JSONResponse(status_code=422, content=error_doc(422, msg, details=details))
+
+    @api.exception_handler(Exception)
+    async def crashed(_request: Request, exc: Exception) -> JSONResponse:
+        inner = _unwrap(exc)
+        if isinstance(inner, VidrayError):
+            return await vidray_error(_request, inner)
+        import logging
+
+        logging.getLogger("serve.api").exception("unhandled error", exc_info=exc)
+        return JSONResponse(status_code=500, content=error_doc(500, f"internal error ({type(inner).__name__}); "
+                                                               "see the server log for the request id"))
+
+    @api.middleware("http")
+    async def request_ids(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex[:16]
+        started = time.perf_counter()
+        with log_context(request_id=rid):
+            response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.counter("vidray_http_requests_total", "HTTP requests by route and status.",
+                        ["method", "route", "status"]).labels(request.method, path, str(response.status_code)).inc()
+        metrics.histogram("vidray_http_request_seconds", "HTTP request latency (headers sent).",
+                          ["method", "route"]).labels(request.method, path).observe(time.perf_counter() - started)
+        response.headers["X-Request-Id"] = rid
+        return response
+
+    return api
+
+
+# module-level app: Ray Serve's @ingress needs the object at import time; the ingress replica installs
+# its context with serve.api.context.set_current.
+api = create_api()

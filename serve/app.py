@@ -1,0 +1,45 @@
+"""Build the vidray Serve application: FastAPI ingress -> ingest -> analyzer -> model router.
+
+    serve run serve.app:app                                    # defaults, http://127.0.0.1:8000
+    serve run serve/configs/local.yaml                         # the tested local config
+    serve deploy serve/configs/cluster.yaml                    # a running cluster (KubeRay: rayservice.yaml)
+    vidray serve --port 8000                                   # the same, started from the CLI
+
+`build_app(args)` takes the application `args:` of a Serve config (see `serve.settings.ServeSettings`);
+deployment options (replicas, autoscaling, resources) are the decorators' defaults, overridden per
+deployment in the config's `deployments:` list.
+
+Graph (each arrow a DeploymentHandle):
+
+    Ingress (HTTP, auth, DB rows, dispatcher) --> IngestWorker (fetch, probe, cache)
+        |                                            ^
+        +--> Analyzer (analyze jobs, chat) ----------+
+                  |
+                  +--> ModelRouter (router backends; vLLM app on GPUs; extractive fallback)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cluster.ray_runtime  # noqa: F401  (sets loopback Ray env before ray is imported)
+import ray.serve
+
+from serve.deployments.analyzer import Analyzer
+from serve.deployments.ingest import IngestWorker
+from serve.deployments.ingress import Ingress
+from serve.deployments.models import ModelRouter
+from serve.settings import parse_serve_settings
+
+
+def build_app(args: dict[str, Any] | None = None) -> ray.serve.Application:
+    """The application for `args` (validated now, so a bad config fails before any replica starts)."""
+    settings = parse_serve_settings(args)
+    doc = settings.model_dump()
+    models = ModelRouter.bind(doc)
+    ingest = IngestWorker.bind(doc)
+    analyzer = Analyzer.bind(doc, ingest, models)
+    return Ingress.bind(doc, ingest, analyzer, models)
+
+
+app = build_app({})
