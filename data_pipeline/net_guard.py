@@ -116,8 +116,8 @@ def _refusal(ip: IPAddress) -> str | None:
         (ip.is_loopback, "a loopback address"),
         (ip.is_link_local, "a link-local address"),
         (ip.is_multicast, "a multicast address"),
-        (ip.is_private, "a private-network address"),
         (ip.is_reserved, "a reserved address"),
+        (ip.is_private, "a private-network address"),
         (not ip.is_global, "a non-public address"),
     )
     return next((why for bad, why in checks if bad), None)
