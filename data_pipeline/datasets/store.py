@@ -461,7 +461,7 @@ class VideoDataset:
                     operation=type(tx.operation).__name__ if tx is not None else "unknown",
                     message=props.get("__lance_commit_message"),
                     tags=sorted(by_version.get(v["version"], [])),
-                    num_rows=int(meta.get("total_rows", 0)) - int(meta.get("total_deletion_file_rows", 0)),
+                    num_rows=int(meta.get("total_rows", 0)),  # live rows (deletions already excluded)
                 )
             )
         return out
