@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cluster import metrics
+from cluster import metric_names as mn
 from cluster.errors import InputError
 
 logger = logging.getLogger("data_pipeline.cache")
@@ -44,14 +44,6 @@ logger = logging.getLogger("data_pipeline.cache")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _KIND = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _STALE_TMP_S = 24 * 3600  # staging dirs older than a day belong to crashed processes
-
-
-def _hits() -> Any:
-    return metrics.counter("vidray_cache_hits_total", "Cache lookups answered from the cache.", ["kind"])
-
-
-def _misses() -> Any:
-    return metrics.counter("vidray_cache_misses_total", "Cache lookups that had to compute.", ["kind"])
 
 
 def canonical_key(doc: Mapping[str, Any]) -> str:
@@ -104,7 +96,7 @@ class Cache:
 
     def record(self, kind: str, hit: bool, **fields: Any) -> None:
         """Log one lookup and bump `vidray_cache_{hits,misses}_total{kind=...}`."""
-        (_hits() if hit else _misses()).labels(kind=kind).inc()
+        mn.get(mn.CACHE_HITS if hit else mn.CACHE_MISSES).labels(kind=kind).inc()
         logger.info(
             "cache %s", "hit" if hit else "miss", extra={"cache_kind": kind, "cache_hit": hit, **fields}
         )
