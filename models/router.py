@@ -6,7 +6,8 @@ Start here. `Router(settings)` reads `settings.models`. For a call such as
 1. picks the task's order (`models.tasks[task]`, else "vision" with frames / "chat" without), expands
    A/B entries (`models.ab`) into one variant for this request, and drops backends that are
    disabled, of the wrong kind, network-bound in offline mode, or not available here;
-2. returns a cached answer if any remaining backend has one for (video sha256, task, params, backend);
+2. returns a cached answer if any remaining backend has one for (video sha256, task, params, backend)
+   (only calls that name their video's sha256 are cached: the key must identify the input);
 3. for each backend in turn: skips it if its circuit is open, checks the estimated cost against
    the budgets (refuse, or degrade to the next cheaper backend), waits for the provider's rate
    limit (or skips it), calls it, and retries `RateLimited` / `TransientError` with jittered
@@ -177,14 +178,16 @@ class Router:
             task, Kind.OCR, call, params={"image": _digest_array(image)}, video_sha256=video_sha256
         )
 
-    def embed(self, texts: list[str], *, task: str = "embed") -> Routed[np.ndarray]:
-        """Unit-norm embeddings of `texts` (cached by their content)."""
+    def embed(self, texts: list[str], *, task: str = "embed", video_sha256: str = "") -> Routed[np.ndarray]:
+        """Unit-norm embeddings of `texts`."""
 
         def call(b: Backend) -> np.ndarray:
             assert isinstance(b, TextEmbedder)
             return b.embed(texts)
 
-        return self._route(task, Kind.TEXT_EMBEDDING, call, params={"texts": texts})
+        return self._route(
+            task, Kind.TEXT_EMBEDDING, call, params={"texts": texts}, video_sha256=video_sha256
+        )
 
     def tag(
         self, image: np.ndarray, *, task: str = "tag", video_sha256: str = ""
@@ -392,7 +395,7 @@ class Router:
 
         # A cached answer from any usable backend beats calling one.
         keys: dict[str, str] = {}
-        if self.cache is not None and params is not None:
+        if self.cache is not None and params is not None and video_sha256:
             for cand, b in ready:
                 keys[cand.name] = cache_key(video_sha256, task, {**params, "model": b.model}, cand.name)
                 hit = self.cache.get(keys[cand.name])

@@ -35,8 +35,11 @@ def packaged_file(package: str, *parts: str) -> Path | None:
     return path if path.exists() else None
 
 
-def check(modules: dict[str, str], files: dict[str, Path | None] | None = None,
-          programs: dict[str, str] | None = None) -> Availability:
+def check(
+    modules: dict[str, str],
+    files: dict[str, Path | None] | None = None,
+    programs: dict[str, str] | None = None,
+) -> Availability:
     """Availability from importable modules, present weight files and programs on PATH.
 
     Args:

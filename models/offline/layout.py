@@ -81,6 +81,10 @@ def _cell_guess(chars: Sequence[CharBox]) -> float:
     wide = [c.w for c in chars if len(c.text) == 1 and c.text in "mwMW"]
     if wide:
         return float(np.median(wide)) * 1.05
+    # Multi-glyph boxes (engines that report words) span about (n - 0.2) cells of n glyphs.
+    words = [c.w / (len(c.text) - 0.2) for c in chars if len(c.text) >= 3]
+    if len(words) >= 3:
+        return float(np.median(words))
     alnum = [c.w / len(c.text) for c in chars if c.text.isalnum()]
     return float(np.median(alnum)) * 1.3 if alnum else 10.0
 
@@ -165,8 +169,16 @@ def lines_from_chars(chars: Sequence[CharBox]) -> list[TextBox]:
         for row in rows:
             x0, y0 = min(c.x for c in row), min(c.y for c in row)
             x1, y1 = max(c.x + c.w for c in row), max(c.y + c.h for c in row)
-            out.append(TextBox(text=_words_row(row), x=round(x0), y=round(y0), w=round(x1 - x0),
-                               h=round(y1 - y0), confidence=_mean_conf(row)))
+            out.append(
+                TextBox(
+                    text=_words_row(row),
+                    x=round(x0),
+                    y=round(y0),
+                    w=round(x1 - x0),
+                    h=round(y1 - y0),
+                    confidence=_mean_conf(row),
+                )
+            )
         return out
     placed = [(cells, row) for row in rows if (cells := _grid_row(row, cw, origin))]
     col0 = min(min(cells) for cells, _ in placed)
@@ -174,8 +186,16 @@ def lines_from_chars(chars: Sequence[CharBox]) -> list[TextBox]:
         start, end = min(cells), max(cells) + 1
         text = " " * (start - col0) + "".join(cells.get(i, " ") for i in range(start, end))
         top, bottom = min(c.y for c in row), max(c.y + c.h for c in row)
-        out.append(TextBox(text=text, x=round(origin + col0 * cw), y=round(top),
-                           w=round((end - col0) * cw), h=round(bottom - top), confidence=_mean_conf(row)))
+        out.append(
+            TextBox(
+                text=text,
+                x=round(origin + col0 * cw),
+                y=round(top),
+                w=round((end - col0) * cw),
+                h=round(bottom - top),
+                confidence=_mean_conf(row),
+            )
+        )
     return out
 
 
@@ -201,7 +221,7 @@ def to_text(boxes: Sequence[TextBox], *, keep_blank_lines: bool = True) -> str:
         guess = float(np.median(per_char)) if per_char else float(np.median([b.h for b in lines])) * 0.6
         starts = np.array([float(b.x) for b in lines])
         # Line starts are cell boundaries, not centres: shift by half a cell for fit_grid.
-        cw, origin = fit_grid(starts + guess / 2, guess)
+        cw, origin, _ = fit_grid(starts + guess / 2, guess)
         cols = [round((b.x - origin) / cw) for b in lines]
         c0 = min(cols)
         texts = [" " * (c - c0) + ascii_quotes(b.text.strip()) for c, b in zip(cols, lines, strict=True)]

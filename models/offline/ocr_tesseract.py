@@ -44,8 +44,10 @@ class TesseractOCR(OCR):
     type_name = "tesseract"
 
     def availability(self) -> Availability:
-        return check({"pytesseract": "pip install 'vidray[models]'"},
-                     programs={"tesseract": "apt-get install tesseract-ocr tesseract-ocr-eng"})
+        return check(
+            {"pytesseract": "pip install 'vidray[models]'"},
+            programs={"tesseract": "apt-get install tesseract-ocr tesseract-ocr-eng"},
+        )
 
     def read(self, image: np.ndarray) -> list[TextBox]:
         pytesseract = require("pytesseract")
@@ -58,8 +60,13 @@ class TesseractOCR(OCR):
         if scale != 1.0:
             pil = pil.resize((round(pil.width * scale), round(pil.height * scale)), Image.Resampling.LANCZOS)
         config = f"--psm {int(opts.get('psm', 6))} -c hocr_char_boxes=1"
-        hocr = pytesseract.image_to_pdf_or_hocr(pil, extension="hocr", lang=str(opts.get("lang", "eng")),
-                                                config=config, timeout=float(opts.get("timeout_s", 60)))
+        hocr = pytesseract.image_to_pdf_or_hocr(
+            pil,
+            extension="hocr",
+            lang=str(opts.get("lang", "eng")),
+            config=config,
+            timeout=float(opts.get("timeout_s", 60)),
+        )
         return lines_from_chars(parse_hocr_chars(hocr, scale))
 
 
@@ -91,6 +98,16 @@ def parse_hocr_chars(hocr: bytes, scale: float = 1.0) -> list[CharBox]:
                 continue
             left, top, right, bottom = (int(v) / scale for v in box.groups())
             conf = _CONF.search(title)
-            out.append(CharBox(el.text, left, top, right - left, bottom - top, line=max(line_id, 0),
-                               word=word_id, confidence=float(conf.group(1)) / 100 if conf else 1.0))
+            out.append(
+                CharBox(
+                    el.text,
+                    left,
+                    top,
+                    right - left,
+                    bottom - top,
+                    line=max(line_id, 0),
+                    word=word_id,
+                    confidence=float(conf.group(1)) / 100 if conf else 1.0,
+                )
+            )
     return out
