@@ -427,9 +427,14 @@ class Router:
             usage = usage_of(value) if usage_of else est
             cost = cost_of(usage, price_for(self.models, cand.name, b.model))
             self.ledger.record(
-                task=task, backend=cand.name, model=b.model, usage=usage, cost_usd=cost,
-                variant=cand.variant, request_id=request_id,
-            )  # fmt: skip
+                task=task,
+                backend=cand.name,
+                model=b.model,
+                usage=usage,
+                cost_usd=cost,
+                variant=cand.variant,
+                request_id=request_id,
+            )
             if self.cache is not None and cand.name in keys:
                 self.cache.put(keys[cand.name], cand.name, value)
             log.info(

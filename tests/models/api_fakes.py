@@ -191,8 +191,13 @@ class FakeOpenAI(_Server):
         h.send_header("connection", "close")
         h.end_headers()
         for word in b.text.split(" "):
-            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
-                     "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}  # fmt: skip
+            chunk = {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}],
+            }
             h.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             h.wfile.flush()
         h.wfile.write(b"data: [DONE]\n\n")
@@ -220,8 +225,12 @@ class FakeGemini(_Server):
         if seen.method == "POST" and path == "/upload/v/files":
             fid = f"f{len(self.files) + 1}"
             meta = (seen.body or {}).get("file", {}) if isinstance(seen.body, dict) else {}
-            self.files[fid] = {"name": f"files/{fid}", "mimeType": meta.get("mimeType", "application/octet-stream"),
-                               "uri": f"{self.url}/v/files/{fid}", "state": "PROCESSING"}  # fmt: skip
+            self.files[fid] = {
+                "name": f"files/{fid}",
+                "mimeType": meta.get("mimeType", "application/octet-stream"),
+                "uri": f"{self.url}/v/files/{fid}",
+                "state": "PROCESSING",
+            }
             self.send(
                 h,
                 200,
@@ -262,11 +271,16 @@ class FakeGemini(_Server):
                 self.send(h, 200, {"candidates": []})
                 return
             doc = {
-                "candidates": [{"content": {"role": "model", "parts": [{"text": b.text}]}, "finishReason": "STOP"}],
-                "usageMetadata": {"promptTokenCount": b.input_tokens, "candidatesTokenCount": b.output_tokens,
-                                  "totalTokenCount": b.input_tokens + b.output_tokens},
+                "candidates": [
+                    {"content": {"role": "model", "parts": [{"text": b.text}]}, "finishReason": "STOP"}
+                ],
+                "usageMetadata": {
+                    "promptTokenCount": b.input_tokens,
+                    "candidatesTokenCount": b.output_tokens,
+                    "totalTokenCount": b.input_tokens + b.output_tokens,
+                },
                 "modelVersion": path.split("/models/")[1].split(":")[0],
-            }  # fmt: skip
+            }
             if ":streamGenerateContent" in path:
                 data = f"data: {json.dumps(doc)}\n\n".encode()
                 h.send_response(200)

@@ -45,7 +45,7 @@ def settings(servers: tuple[FakeOpenAI, ...], **extra: Any) -> ModelsSettings:
             "model": f"model-{name}",
             "retries": 0,
             "timeout_s": 5,
-        }  # fmt: skip
+        }
         for name, s in zip("abc", servers, strict=False)
     }
     for name, patch in extra.pop("backend_patch", {}).items():
@@ -61,7 +61,7 @@ def settings(servers: tuple[FakeOpenAI, ...], **extra: Any) -> ModelsSettings:
         (Status(500, "boom"), "TransientError"),
         (Status(503, "overloaded"), "TransientError"),
         (Malformed(), "MalformedOutput"),
-    ],  # fmt: skip
+    ],
 )
 def test_falls_back_on_failure_and_records_attempts(servers: Any, failure: Any, error: str) -> None:
     a, b, _ = servers
@@ -179,8 +179,14 @@ def test_daily_budget_counts_real_usage(servers: Any) -> None:
         "a": {"input_per_mtok": 1.0, "output_per_mtok": 1.0},
         "b": {"input_per_mtok": 1.0, "output_per_mtok": 1.0},
     }
-    r = Router(settings(servers[:2], prices=prices, tasks={"chat": ["a", "b"]},
-                        budget={"per_day_usd": 0.0008, "on_exceed": "degrade"}))  # fmt: skip
+    r = Router(
+        settings(
+            servers[:2],
+            prices=prices,
+            tasks={"chat": ["a", "b"]},
+            budget={"per_day_usd": 0.0008, "on_exceed": "degrade"},
+        )
+    )
     first = r.generate(Q, max_tokens=16)
     assert first.backend == "a" and first.cost_usd == pytest.approx(0.0008)
     assert r.ledger.spent() == pytest.approx(0.0008)
@@ -191,8 +197,11 @@ def test_daily_budget_counts_real_usage(servers: Any) -> None:
 
 def test_ab_split_matches_its_ratio_over_200_requests(servers: Any) -> None:
     a, b, _ = servers
-    r = Router(settings(servers, tasks={"chat": ["pair", "c"]},
-                        ab={"pair": {"variants": ["a", "b"], "fraction_b": 0.3}}))  # fmt: skip
+    r = Router(
+        settings(
+            servers, tasks={"chat": ["pair", "c"]}, ab={"pair": {"variants": ["a", "b"], "fraction_b": 0.3}}
+        )
+    )
     variants = [r.generate([ChatMessage("user", f"q{i}")], request_id=f"req-{i}").variant for i in range(200)]
     n_b = variants.count("pair:b")
     assert abs(n_b / 200 - 0.3) <= 0.10, n_b
@@ -221,8 +230,13 @@ def test_offline_mode_never_touches_the_network(servers: Any) -> None:
 
 def test_local_rate_limit_skips_to_next_provider(servers: Any) -> None:
     a, _, _ = servers
-    r = Router(settings(servers, limits={"openai-a": {"requests_per_minute": 2, "max_wait_s": 0}},
-                        backend_patch={"a": {"provider": "openai-a"}}))  # fmt: skip
+    r = Router(
+        settings(
+            servers,
+            limits={"openai-a": {"requests_per_minute": 2, "max_wait_s": 0}},
+            backend_patch={"a": {"provider": "openai-a"}},
+        )
+    )
     assert [r.generate(Q).backend for _ in range(3)] == ["a", "a", "b"]
     assert len(a.requests) == 2
 
