@@ -31,14 +31,16 @@ _REGISTRY: dict[str, str | Factory] = {
     "vllm": "models.vllm_backend:VLLMBackend",
     # offline backends whose weights ship in pip packages (models/offline/)
     "faster-whisper": "models.offline.whisper:FasterWhisperSTT",
-    "tesseract": "models.offline.ocr:TesseractOCR",
-    "rapidocr": "models.offline.ocr:RapidOCRBackend",
+    "pocketsphinx": "models.offline.pocketsphinx:PocketSphinxSTT",
+    "tesseract": "models.offline.ocr_tesseract:TesseractOCR",
+    "rapidocr": "models.offline.ocr_rapid:RapidOCRBackend",
     "minilm": "models.offline.embed:MiniLMEmbedder",
     "smollm2": "models.offline.llm:SmolLM2Generator",
     "efficientnet": "models.offline.tags:EfficientNetTagger",
     # a user's transformers model directory (models/local_hf.py)
     "local-hf": "models.local_hf:LocalHFVisionLanguage",
     "local-hf-text": "models.local_hf:LocalHFTextGenerator",
+    "local-hf-whisper": "models.local_hf:LocalHFSpeechToText",
 }
 
 
