@@ -257,9 +257,10 @@ class GeminiBackend(VisionLanguage, TextGenerator):
             ".mov": "video/quicktime",
             ".mkv": "video/x-matroska",
         }
-        file = self.upload(Path(video), mime_type=mime.get(Path(video).suffix.lower(), "video/mp4"))
+        mime_type = mime.get(Path(video).suffix.lower(), "video/mp4")
+        file = self.upload(Path(video), mime_type=mime_type)
         try:
-            part = types.Part.from_uri(file_uri=file.uri, mime_type=file.mime_type)
+            part = types.Part.from_uri(file_uri=file.uri, mime_type=mime_type)
             return self._generate(messages, [part], max_tokens, temperature)
         finally:
             self._delete([file])

@@ -227,7 +227,9 @@ class FakeGemini(_Server):
             meta = (seen.body or {}).get("file", {}) if isinstance(seen.body, dict) else {}
             self.files[fid] = {
                 "name": f"files/{fid}",
-                "mimeType": meta.get("mimeType", "application/octet-stream"),
+                "mimeType": meta.get("mimeType")
+                or meta.get("mime_type")
+                or seen.headers.get("x-goog-upload-header-content-type", "application/octet-stream"),
                 "uri": f"{self.url}/v/files/{fid}",
                 "state": "PROCESSING",
             }
