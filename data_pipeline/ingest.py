@@ -17,19 +17,20 @@ two workers ingesting the same URL download it once.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import shutil
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from pydantic import BaseModel, ConfigDict
 
 from cluster import metric_names as mn
 from cluster.config import IngestSettings, Settings, load_settings
-from cluster.errors import InputError, TooLargeError, VidrayError
+from cluster.errors import InputError, PolicyError, TooLargeError, VidrayError
 from data_pipeline.cache import Cache, CachedVideo, canonical_key
 from data_pipeline.download import Progress, download, format_options
 from data_pipeline.net_guard import AllowList, check_url
@@ -38,6 +39,7 @@ from data_pipeline.probe import VideoMetadata, probe, sha256_file
 
 logger = logging.getLogger("data_pipeline.ingest")
 
+_COPY_BLOCK = 1 << 20  # uploads are copied and hashed 1 MiB at a time
 _INFO_FIELDS = ("title", "uploader", "webpage_url", "upload_date")
 _URL_LIKE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:(//|[^\\/])")  # scheme:// or data:, mailto:...
 _TEXT_CONTAINERS = frozenset({"tty", "srt", "ass", "webvtt", "lrc", "jacosub", "microdvd", "subviewer"})
@@ -75,20 +77,24 @@ def video_id_for(sha256: str) -> str:
 
 
 def ingest(
-    source: str | Path | bytes,
+    source: str | Path | bytes | BinaryIO,
     settings: Settings | None = None,
     *,
     filename: str | None = None,
     progress: Progress | None = None,
     deadline_s: float | None = None,
+    allow_paths: bool = True,
 ) -> IngestedVideo:
     """Fetch, check, probe and cache one video; the second time, answer from the cache.
 
     Args:
         source: an http(s) URL (a page any yt-dlp extractor knows, an HTML page with a `<video>`,
-            or a direct file link), a local file path, or the raw bytes of an upload.
+            or a direct file link), a local file path, the raw bytes of an upload, or an open binary
+            file (an upload spooled to disk; copied in chunks, the size cap checked as it goes).
         settings: defaults to `load_settings()` (env and config file).
-        filename: for bytes, the uploaded file's name (used in messages and the stored extension).
+        filename: for uploads, the file's name (used in messages and the stored extension).
+        allow_paths: servers pass False so a string from a client can never name a file on the
+            server (it must then be an http(s) URL); the CLI keeps the default.
         progress: called with small dicts: `{"stage": "download", "downloaded_bytes", "total_bytes",
             "fraction", "speed", "eta"}`, `{"stage": "probe"}`, `{"stage": "normalize"}`,
             `{"stage": "done", "video_id", "cached"}`.
@@ -104,17 +110,24 @@ def ingest(
     cache = Cache(settings.cache_dir)
     emit = _emitter(progress)
     start = time.perf_counter()
-    if isinstance(source, bytes | bytearray | memoryview):
+    if isinstance(source, bytes | bytearray | memoryview) or hasattr(source, "read"):
         kind = "upload"
-    elif isinstance(source, Path) or not _URL_LIKE.match(source.strip()):
+    elif isinstance(source, Path) or not _URL_LIKE.match(str(source).strip()):
         kind = "path"
     else:
         kind = "url"
     try:
+        if kind == "path" and not allow_paths:
+            raise PolicyError(
+                f"{_shown(str(source))!r} is not an http(s) URL, and local paths are not accepted here; "
+                "pass a full URL like https://example.com/video.mp4 or upload the file"
+            )
         if isinstance(source, bytes | bytearray | memoryview):
-            result = _ingest_bytes(bytes(source), filename, settings, cache, emit)
+            result = _ingest_upload(io.BytesIO(source), filename, settings, cache, emit)
+        elif kind == "upload":
+            result = _ingest_upload(cast(BinaryIO, source), filename, settings, cache, emit)
         elif kind == "path":
-            result = _ingest_path(Path(source), settings, cache, emit)
+            result = _ingest_path(Path(cast(str | Path, source)), settings, cache, emit)
         else:
             result = _ingest_url(str(source).strip(), settings, cache, emit, deadline_s)
     except Exception as e:
@@ -154,26 +167,33 @@ def _ingest_path(path: Path, settings: Settings, cache: Cache, emit: Progress) -
         return _finish(cache, staged, sha, settings, source=source, info=None, emit=emit, cached_ok=True)
 
 
-def _ingest_bytes(
-    data: bytes, filename: str | None, settings: Settings, cache: Cache, emit: Progress
+def _ingest_upload(
+    stream: BinaryIO, filename: str | None, settings: Settings, cache: Cache, emit: Progress
 ) -> IngestedVideo:
-    name = _safe_name(filename or "upload.bin")
+    stream_name = getattr(stream, "name", None)  # an open file's path; an int for some temp files
+    name = _safe_name(filename or (stream_name if isinstance(stream_name, str) else None) or "upload.bin")
     source = f"upload:{name}"
-    if not data:
-        raise InputError(f"the upload {name} is empty (0 bytes); send the video file's contents")
     cap = settings.ingest.max_download_bytes
-    if len(data) > cap:
-        raise TooLargeError(
-            f"the upload {name} is {len(data):,} bytes, over the limit of {cap:,} "
-            "(ingest.max_download_bytes); send a smaller file or raise the limit"
-        )
-    sha = hashlib.sha256(data).hexdigest()
-    hit = _bytes_hit(cache, sha, settings, source=source, info=None)
-    if hit is not None:
-        return hit
     with cache.staging("upload") as stage:
         staged = stage / name
-        staged.write_bytes(data)
+        digest = hashlib.sha256()
+        size = 0
+        with open(staged, "wb") as out:
+            while block := stream.read(_COPY_BLOCK):
+                size += len(block)
+                if size > cap:
+                    raise TooLargeError(
+                        f"the upload {name} is over the limit of {cap:,} bytes "
+                        "(ingest.max_download_bytes); send a smaller file or raise the limit"
+                    )
+                digest.update(block)
+                out.write(block)
+        if size == 0:
+            raise InputError(f"the upload {name} is empty (0 bytes); send the video file's contents")
+        sha = digest.hexdigest()
+        hit = _bytes_hit(cache, sha, settings, source=source, info=None)
+        if hit is not None:
+            return hit
         return _finish(cache, staged, sha, settings, source=source, info=None, emit=emit, cached_ok=True)
 
 

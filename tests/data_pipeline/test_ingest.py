@@ -7,10 +7,12 @@ SSRF guard through for them (the guard itself is tested in test_net_guard.py).
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -103,6 +105,17 @@ class _Tricky(http.server.BaseHTTPRequestHandler):
             try:
                 for _ in range(200):
                     self.wfile.write(b"\0" * 65536)
+            except OSError:
+                pass
+        elif path == "/drip.mp4":  # a trickle that never trips a socket timeout
+            self.send_response(200)
+            self.send_header("Content-Type", "video/mp4")
+            self.send_header("Content-Length", str(10 * 1024**2))
+            self.end_headers()
+            try:
+                while not _Tricky.stop.wait(0.05):
+                    self.wfile.write(b"\0" * 512)
+                    self.wfile.flush()
             except OSError:
                 pass
         elif path == "/stall.mp4":  # accepts the connection, never answers
@@ -331,6 +344,47 @@ def test_stalled_server_times_out(settings: Settings, tricky: str, path: str) ->
         ingest(f"{tricky}{path}", settings)
     assert time.monotonic() - t0 < 20  # a socket timeout per try, a bounded number of tries
     assert _cache_files(settings) == [] and _tmp_leftovers(settings) == []
+
+
+def test_deadline_stops_a_slow_drip(settings: Settings, tricky: str) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(InputError, match=r"took longer than 1 s"):
+        ingest(f"{tricky}/drip.mp4", settings, deadline_s=1)
+    assert time.monotonic() - t0 < 10
+    assert _tmp_leftovers(settings) == []
+
+
+def test_hls_playlist_is_fetched_natively(settings: Settings, server: str, files: Files) -> None:
+    hls = files.dir / "hls"
+    hls.mkdir(exist_ok=True)
+    samples._ffmpeg(["-i", str(files.clip), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                     "-hls_playlist_type", "vod", "-hls_segment_filename", str(hls / "seg%d.ts"),
+                     str(hls / "index.m3u8")])  # fmt: skip
+    v = ingest(f"{server}/hls/index.m3u8", settings)
+    assert v.metadata.video_codec == "h264" and v.metadata.duration_s == pytest.approx(2.0, abs=0.3)
+
+
+def test_file_object_uploads_stream_with_the_cap(settings: Settings, files: Files) -> None:
+    with open(files.webm, "rb") as f:
+        v = ingest(f, settings)
+    assert v.source == "upload:clip.webm" and not v.cached
+    with tempfile.SpooledTemporaryFile(max_size=1024) as spooled:  # what web frameworks hand over
+        spooled.write(files.webm.read_bytes())
+        spooled.seek(0)
+        assert ingest(spooled, settings, filename="again.webm").cached  # type: ignore[arg-type]
+    settings.ingest.max_download_bytes = 10_000
+    with open(files.clip, "rb") as f, pytest.raises(TooLargeError, match="over the limit of 10,000 bytes"):
+        ingest(f, settings)
+    with pytest.raises(InputError, match="empty"):
+        ingest(io.BytesIO(b""), settings, filename="nothing.mp4")
+    assert _tmp_leftovers(settings) == []
+
+
+def test_servers_can_refuse_local_paths(settings: Settings, files: Files) -> None:
+    for source in (str(files.clip), files.clip, "/etc/passwd", "clip.mp4"):
+        with pytest.raises(PolicyError, match="local paths are not accepted here"):
+            ingest(source, settings, allow_paths=False)
+    assert _cache_files(settings) == []
 
 
 def test_loopback_is_refused_without_allow_hosts(

@@ -257,3 +257,30 @@ def test_yt_dlp_params_disable_bypasses() -> None:
     assert p["compat_opts"] == ["prefer-legacy-http-handler"]
     assert p["proxy"] == "" and p["external_downloader"] == {"default": "native"}
     assert p["concurrent_fragment_downloads"] == 1 and p["enable_file_urls"] is False
+
+
+def test_page_whose_video_lives_on_a_disallowed_host_is_refused(
+    clip_dir: Path, victim: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIDRAY_ALLOW_HOSTS", "127.0.0.1")
+    (clip_dir / "page.html").write_text(f'<html><body><video src="{victim}/clip.mp4"></video></body></html>')
+    _Counting.hits.clear()
+    with samples.serve_directory(clip_dir) as base, pytest.raises(PolicyError, match=r"127\.0\.0\.2"):
+        ingest(f"{base}/page.html", load_settings())
+    assert _Counting.hits == []
+
+
+def test_hls_segments_on_a_disallowed_host_are_refused(
+    clip_dir: Path, victim: str, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The playlist is on an allowed host; its segments point at 127.0.0.2."""
+    monkeypatch.setenv("VIDRAY_ALLOW_HOSTS", "127.0.0.1")
+    samples._ffmpeg(["-i", str(clip_dir / "clip.mp4"), "-c", "copy", "-f", "hls", "-hls_time", "1",
+                     "-hls_playlist_type", "vod", "-hls_base_url", f"{victim}/",
+                     "-hls_segment_filename", str(clip_dir / "seg%d.ts"), str(clip_dir / "foreign.m3u8")])  # fmt: skip
+    assert f"{victim}/seg0.ts" in (clip_dir / "foreign.m3u8").read_text()
+    _Counting.hits.clear()
+    with samples.serve_directory(clip_dir) as base, pytest.raises(PolicyError, match=r"127\.0\.0\.2"):
+        ingest(f"{base}/foreign.m3u8", load_settings())
+    assert _Counting.hits == []
+    assert not list((data_dir / "cache" / "videos").rglob("*.mp4"))
