@@ -10,7 +10,6 @@ read. Both paths record the run as a `train` job row so GET /train/{id} has one 
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -27,32 +26,25 @@ _STATUS_MAP = {"PENDING": "queued", "RUNNING": "running", "SUCCEEDED": "succeede
 
 
 def validate_config(config: dict[str, Any] | None, config_path: str | None, overrides: list[str]) -> None:
-    """Validate with train's own loader when it is installed; the message names the bad key."""
-    try:
-        from train import config as train_config  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        train_config = None
+    """Validate with train's own loader (`train.config.load_train_config`) when it is installed, so a
+    bad key is a 400 naming the key now rather than a failed Ray job later."""
     if config_path is not None and not Path(config_path).is_file():
-        raise InputError(f"config_path {config_path!r} does not exist on the server")
-    loader = getattr(train_config, "load_config", None) if train_config else None
-    if loader is None:
-        return
+        raise InputError(f"config_path {config_path!r} does not exist on the server; see train/configs/")
     try:
-        if config_path is not None:
-            loader(config_path, overrides)
-        else:
-            import tempfile
+        from train.config import load_train_config
+    except ImportError:
+        return
+    if config_path is not None:
+        load_train_config(config_path, overrides)
+        return
+    import tempfile
 
-            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-                yaml.safe_dump(config, f)
-            try:
-                loader(f.name, overrides)
-            finally:
-                os.unlink(f.name)
-    except InputError:
-        raise
-    except Exception as e:
-        raise InputError(f"invalid train config: {e}") from e
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump(config, f)
+    try:
+        load_train_config(f.name, overrides)
+    finally:
+        os.unlink(f.name)
 
 
 def submit(job_id: str, run_dir: Path, config: dict[str, Any] | None, config_path: str | None,
@@ -103,5 +95,3 @@ def status(info: dict[str, Any]) -> tuple[str, str | None, str]:
         return "succeeded", None, log
     return "failed", f"train.run exited with code {code}: {log[-500:]}", log
 
-
-__all__ = ["json", "status", "submit", "validate_config"]
