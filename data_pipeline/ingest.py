@@ -155,6 +155,8 @@ def _ingest_path(path: Path, settings: Settings, cache: Cache, emit: Progress) -
     path = path.expanduser()
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "does not exist"
+        if not path.exists() and re.match(r"^(www\.)?[\w-]+(\.[\w-]+)+(/|$)", str(path)):
+            raise InputError(f"{path} does not exist as a file; if it is a web address, write https://{path}")
         raise InputError(f"{path} {what}; pass a path to a video file, an http(s) URL, or upload the bytes")
     source = str(path.resolve())
     sha = sha256_file(path)

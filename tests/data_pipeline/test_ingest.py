@@ -329,6 +329,16 @@ def test_missing_path_and_directory(settings: Settings, tmp_path: Path) -> None:
         ingest(tmp_path / "nope.mp4", settings)
     with pytest.raises(InputError, match="is a directory"):
         ingest(str(tmp_path), settings)
+    with pytest.raises(InputError, match=r"write https://www\.youtube\.com/watch\?v=x"):
+        ingest("www.youtube.com/watch?v=x", settings)
+
+
+def test_still_images_are_not_videos(settings: Settings, tmp_path: Path) -> None:
+    png = tmp_path / "still.png"
+    samples._ffmpeg(["-f", "lavfi", "-i", "testsrc2=size=64x48", "-frames:v", "1", str(png)])
+    with pytest.raises(InputError, match=r"still\.png is a still image \(png_pipe\), not a video"):
+        ingest(png.read_bytes(), settings, filename="still.png")
+    assert _cache_files(settings) == [] and _tmp_leftovers(settings) == []
 
 
 def test_http_errors(settings: Settings, server: str) -> None:
