@@ -39,6 +39,7 @@ from cluster.errors import InputError
 log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torchcodec", "pyav"]
+_PTS_SLACK = 1e-6  # seconds; far below any frame duration
 _SAMPLE_GROUP = 32  # frames per get_frames_played_at call: bounds one call's memory (~90 MB at 720p)
 
 
@@ -182,7 +183,9 @@ class VideoReader:
         """
         if not times:
             return []
-        clamped = [self.clamp(float(t)) for t in times]
+        # +1 µs: a request exactly at a frame's pts must get that frame even when seconds -> pts
+        # conversion rounds down (1/12800 s time bases are inexact in binary floating point).
+        clamped = [self.clamp(float(t) + _PTS_SLACK) for t in times]
         out: list[Frame] = []
         for i in range(0, len(clamped), _SAMPLE_GROUP):
             group = clamped[i:i + _SAMPLE_GROUP]
