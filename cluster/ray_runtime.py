@@ -40,6 +40,9 @@ def init_ray(
         ray.init(address=address, **common)
         return address
     ray.init(
+        # "local" always starts a new instance; without it ray.init() joins whatever Ray is already
+        # running on this machine (another process's, another user's) and rejects num_cpus
+        address="local",
         _node_ip_address=LOOPBACK,
         include_dashboard=False,  # the dashboard/jobs API is a cluster-mode concern (kuberay/)
         num_cpus=num_cpus,
