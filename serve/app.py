@@ -20,9 +20,11 @@ Graph (each arrow a DeploymentHandle):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import cluster.ray_runtime  # noqa: F401  (sets loopback Ray env before ray is imported)
+
+# isort: split
 import ray.serve
 
 from serve.deployments.analyzer import Analyzer
@@ -36,10 +38,11 @@ def build_app(args: dict[str, Any] | None = None) -> ray.serve.Application:
     """The application for `args` (validated now, so a bad config fails before any replica starts)."""
     settings = parse_serve_settings(args)
     doc = settings.model_dump()
-    models = ModelRouter.bind(doc)
-    ingest = IngestWorker.bind(doc)
-    analyzer = Analyzer.bind(doc, ingest, models)
-    return Ingress.bind(doc, ingest, analyzer, models)
+    # the decorators turn the classes into ray.serve.Deployment objects (mypy still sees the classes)
+    models = cast(ray.serve.Deployment, ModelRouter).bind(doc)
+    ingest = cast(ray.serve.Deployment, IngestWorker).bind(doc)
+    analyzer = cast(ray.serve.Deployment, Analyzer).bind(doc, ingest, models)
+    return cast(ray.serve.Deployment, Ingress).bind(doc, ingest, analyzer, models)
 
 
 app = build_app({})

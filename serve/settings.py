@@ -27,16 +27,22 @@ class ServeSettings(BaseModel):
         description="SQLAlchemy URL of the job/video/key database; default: SQLite file <data_dir>/serve.db "
         "(env VIDRAY_DB_URL). Use postgresql+psycopg://... when replicas run on several nodes.",
     )
-    config: str | None = Field(None, description="vidray settings YAML for ingest/decode (default $VIDRAY_CONFIG).")
+    config: str | None = Field(
+        None, description="vidray settings YAML for ingest/decode (default $VIDRAY_CONFIG)."
+    )
     overrides: list[str] = Field(default_factory=list, description="key=value overrides of vidray settings.")
     max_queue_depth: int = Field(
-        64, ge=1, description="Queued jobs past this answer 429 + Retry-After instead of growing without bound."
+        64,
+        ge=1,
+        description="Queued jobs past this answer 429 + Retry-After instead of growing without bound.",
     )
     per_user_running: int = Field(
         4, ge=1, description="At most this many jobs of one user run at once; the rest wait their turn."
     )
     lease_s: float = Field(
-        30.0, gt=0.5, description="A running job's lease; a replica that dies stops renewing it and the job is re-run."
+        30.0,
+        gt=0.5,
+        description="A running job's lease; a replica that dies stops renewing it and the job is re-run.",
     )
     max_attempts: int = Field(3, ge=1, description="A job whose worker died this many times fails.")
     dispatch_slots: int = Field(
@@ -46,17 +52,24 @@ class ServeSettings(BaseModel):
     max_upload_bytes: int = Field(512 * 1024**2, gt=0, description="Larger multipart uploads answer 413.")
     admin_key_env: str = Field("VIDRAY_ADMIN_KEY", description="Env var holding the first admin API key.")
     webhook_secret_env: str = Field(
-        "VIDRAY_WEBHOOK_SECRET", description="Env var with the HMAC key for webhooks (default: derived per install)."
+        "VIDRAY_WEBHOOK_SECRET",
+        description="Env var with the HMAC key for webhooks (default: derived per install).",
     )
-    webhook_max_attempts: int = Field(6, ge=1, description="Webhook deliveries retried with backoff this many times.")
-    webhook_backoff_s: float = Field(1.0, gt=0, description="First webhook retry delay; doubles each attempt.")
+    webhook_max_attempts: int = Field(
+        6, ge=1, description="Webhook deliveries retried with backoff this many times."
+    )
+    webhook_backoff_s: float = Field(
+        1.0, gt=0, description="First webhook retry delay; doubles each attempt."
+    )
     train_jobs_address: str | None = Field(
         None,
         description="Ray dashboard/Jobs API address for POST /video/train (env RAY_JOBS_ADDRESS); "
         "without one the trainer runs as a local subprocess.",
     )
     debug_stage_delay_s: float = Field(
-        0.0, ge=0, description="Testing knob: sleep this long per analysis stage so a job can be observed mid-run."
+        0.0,
+        ge=0,
+        description="Testing knob: sleep this long per analysis stage so a job can be observed mid-run.",
     )
 
     def vidray_settings(self) -> Settings:

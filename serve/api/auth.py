@@ -5,6 +5,8 @@ Send the key as `Authorization: Bearer <key>` (what the OpenAI client does with 
 does not allow the call; both say which.
 """
 
+# ruff: noqa: B008  (FastAPI's Depends/Query/Header defaults are evaluated once, by design)
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -64,8 +64,13 @@ def current() -> AppContext:
 def build_context(settings: ServeSettings) -> AppContext:
     vidray = settings.vidray_settings()
     store = JobStore(settings.resolved_db_url(vidray.data_dir))
-    ctx = AppContext(settings=settings, vidray=vidray, store=store, videos=VideoStore(store.engine),
-                     keys=KeyStore(store.engine))
+    ctx = AppContext(
+        settings=settings,
+        vidray=vidray,
+        store=store,
+        videos=VideoStore(store.engine),
+        keys=KeyStore(store.engine),
+    )
     admin = os.environ.get(settings.admin_key_env)
     if admin:
         ctx.keys.ensure(admin, user="admin", role="admin")

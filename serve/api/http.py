@@ -20,8 +20,16 @@ from cluster.errors import VidrayError
 from cluster.log import log_context
 from serve.jobs.store import QueueFullError
 
-_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
-          413: "request_too_large", 422: "invalid_request_error", 429: "rate_limit_error", 503: "service_unavailable"}
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable",
+}
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -31,11 +39,13 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 def error_doc(status: int, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"type": _TYPES.get(status, "server_error"), "message": message, "code": status, **extra}}
+    return {
+        "error": {"type": _TYPES.get(status, "server_error"), "message": message, "code": status, **extra}
+    }
 
 
 def create_api() -> FastAPI:
-    from serve.api import routes_ops, routes_openai, routes_videos
+    from serve.api import routes_openai, routes_ops, routes_videos
 
     api = FastAPI(
         title="vidray",
@@ -62,7 +72,7 @@ def create_api() -> FastAPI:
     @api.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errs = exc.errors()
-        first = errs[0] if errs else {"loc": ("body",), "msg": "invalid request"}
+        first: dict[str, Any] = dict(errs[0]) if errs else {"loc": ("body",), "msg": "invalid request"}
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body") or "body"
         msg = first.get("msg", "invalid request")
         if first.get("type") == "json_invalid":
@@ -82,8 +92,12 @@ def create_api() -> FastAPI:
         import logging
 
         logging.getLogger("serve.api").exception("unhandled error", exc_info=exc)
-        return JSONResponse(status_code=500, content=error_doc(500, f"internal error ({type(inner).__name__}); "
-                                                               "see the server log for the request id"))
+        return JSONResponse(
+            status_code=500,
+            content=error_doc(
+                500, f"internal error ({type(inner).__name__}); see the server log for the request id"
+            ),
+        )
 
     @api.middleware("http")
     async def request_ids(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -93,10 +107,12 @@ def create_api() -> FastAPI:
             response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        metrics.counter("vidray_http_requests_total", "HTTP requests by route and status.",
-                        ["method", "route", "status"]).labels(request.method, path, str(response.status_code)).inc()
-        metrics.histogram("vidray_http_request_seconds", "HTTP request latency (headers sent).",
-                          ["method", "route"]).labels(request.method, path).observe(time.perf_counter() - started)
+        metrics.counter(
+            "vidray_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]
+        ).labels(request.method, path, str(response.status_code)).inc()
+        metrics.histogram(
+            "vidray_http_request_seconds", "HTTP request latency (headers sent).", ["method", "route"]
+        ).labels(request.method, path).observe(time.perf_counter() - started)
         response.headers["X-Request-Id"] = rid
         return response
 

@@ -7,6 +7,7 @@ budget. The plaintext is returned once, when the key is made.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
@@ -36,7 +37,13 @@ class KeyStore:
         if role not in RANK:
             raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
         key = key or KEY_PREFIX + secrets.token_urlsafe(32)
-        row = {"id": new_id("key"), "key_hash": hash_key(key), "user": user, "role": role, "created_at": time.time()}
+        row = {
+            "id": new_id("key"),
+            "key_hash": hash_key(key),
+            "user": user,
+            "role": role,
+            "created_at": time.time(),
+        }
         with self.engine.begin() as c:
             c.execute(sa.insert(api_keys).values(**row))
         return key, _public(row)
@@ -46,20 +53,29 @@ class KeyStore:
         with self.engine.connect().execution_options(readonly=True) as c:
             found = c.execute(sa.select(api_keys.c.id).where(api_keys.c.key_hash == hash_key(key))).first()
         if not found:
-            try:
+            # IntegrityError: another replica registered it at the same moment
+            with contextlib.suppress(sa.exc.IntegrityError):
                 self.create(user=user, role=role, key=key)
-            except sa.exc.IntegrityError:
-                pass  # another replica registered it at the same moment
 
     def lookup(self, key: str) -> dict[str, Any] | None:
         with self.engine.connect().execution_options(readonly=True) as c:
-            row = c.execute(sa.select(api_keys).where(
-                api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None))).mappings().first()
+            row = (
+                c.execute(
+                    sa.select(api_keys).where(
+                        api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None)
+                    )
+                )
+                .mappings()
+                .first()
+            )
         return _public(dict(row)) if row else None
 
     def list(self) -> list[dict[str, Any]]:
         with self.engine.connect().execution_options(readonly=True) as c:
-            return [_public(dict(r)) for r in c.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).mappings()]
+            return [
+                _public(dict(r))
+                for r in c.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).mappings()
+            ]
 
     def revoke(self, key_id: str) -> None:
         with self.engine.begin() as c:

@@ -6,6 +6,8 @@ ingests the videos and asks the model router, and its text deltas come back thro
 Serve handle.
 """
 
+# ruff: noqa: B008  (FastAPI's Depends/Query/Header defaults are evaluated once, by design)
+
 from __future__ import annotations
 
 import json
@@ -47,14 +49,23 @@ async def list_models(who: Principal = Depends(role("viewer")), ctx: AppContext 
     if ctx.models is None:
         raise UnavailableError("no model deployment in this app")
     names: list[dict[str, Any]] = await ctx.models.list_models.remote()
-    return {"object": "list", "data": [{"id": m["id"], "object": "model", "created": 0,
-                                         "owned_by": m.get("owned_by", "vidray")} for m in names]}
+    return {
+        "object": "list",
+        "data": [
+            {"id": m["id"], "object": "model", "created": 0, "owned_by": m.get("owned_by", "vidray")}
+            for m in names
+        ],
+    }
 
 
-@router.post("/v1/chat/completions", tags=["openai"],
-             summary="Chat about videos and images (OpenAI format; video_url/image_url parts; stream=true for SSE)")
-async def chat_completions(body: ChatBody, who: Principal = Depends(role("analyst")),
-                           ctx: AppContext = Depends(get_ctx)) -> Any:
+@router.post(
+    "/v1/chat/completions",
+    tags=["openai"],
+    summary="Chat about videos and images (OpenAI format; video_url/image_url parts; stream=true for SSE)",
+)
+async def chat_completions(
+    body: ChatBody, who: Principal = Depends(role("analyst")), ctx: AppContext = Depends(get_ctx)
+) -> Any:
     import asyncio
 
     await asyncio.to_thread(_check_parts, ctx, body)
@@ -65,7 +76,8 @@ async def chat_completions(body: ChatBody, who: Principal = Depends(role("analys
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
     metrics.counter("vidray_chat_requests_total", "Chat completion requests.", ["stream"]).labels(
-        stream=str(body.stream).lower()).inc()
+        stream=str(body.stream).lower()
+    ).inc()
     gen = ctx.analyzer.options(stream=True).chat.remote(request)
     if body.stream:
         # pull the first delta before answering so errors before any text become a proper 4xx/5xx
@@ -79,9 +91,16 @@ async def chat_completions(body: ChatBody, who: Principal = Depends(role("analys
         parts.append(item.get("delta", ""))
     text = "".join(parts)
     return {
-        "id": cid, "object": "chat.completion", "created": created, "model": model,
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 0, "completion_tokens": len(text.split()), "total_tokens": len(text.split())},
+        "usage": {
+            "prompt_tokens": 0,
+            "completion_tokens": len(text.split()),
+            "total_tokens": len(text.split()),
+        },
     }
 
 
@@ -94,12 +113,19 @@ async def _first(gen: Any) -> dict[str, Any] | None:
 
 
 def _chunk(cid: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None) -> str:
-    doc = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-           "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    doc = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     return f"data: {json.dumps(doc)}\n\n"
 
 
-async def _sse(cid: str, created: int, model: str, first: dict[str, Any] | None, gen: Any) -> AsyncIterator[str]:
+async def _sse(
+    cid: str, created: int, model: str, first: dict[str, Any] | None, gen: Any
+) -> AsyncIterator[str]:
     yield _chunk(cid, created, model, {"role": "assistant", "content": ""})
     try:
         if first is not None:

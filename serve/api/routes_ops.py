@@ -1,5 +1,7 @@
 """Operations: health, readiness, Prometheus metrics, API keys (admin), training runs (trainer)."""
 
+# ruff: noqa: B008  (FastAPI's Depends/Query/Header defaults are evaluated once, by design)
+
 from __future__ import annotations
 
 import asyncio
@@ -66,7 +68,9 @@ def whoami(who: Principal = Depends(principal)) -> dict[str, str]:
 
 
 @router.post("/admin/keys", status_code=201, tags=["admin"], summary="Make an API key (shown once)")
-def create_key(body: KeyBody, who: Principal = Depends(role("admin")), ctx: AppContext = Depends(get_ctx)) -> Any:
+def create_key(
+    body: KeyBody, who: Principal = Depends(role("admin")), ctx: AppContext = Depends(get_ctx)
+) -> Any:
     key, record = ctx.keys.create(user=body.user, role=body.role)
     return {"key": key, **record}
 
@@ -77,29 +81,52 @@ def list_keys(who: Principal = Depends(role("admin")), ctx: AppContext = Depends
 
 
 @router.delete("/admin/keys/{key_id}", tags=["admin"], summary="Revoke an API key")
-def revoke_key(key_id: str, who: Principal = Depends(role("admin")), ctx: AppContext = Depends(get_ctx)) -> Any:
+def revoke_key(
+    key_id: str, who: Principal = Depends(role("admin")), ctx: AppContext = Depends(get_ctx)
+) -> Any:
     ctx.keys.revoke(key_id)
     return {"revoked": key_id}
 
 
-@router.post("/video/train", status_code=202, tags=["train"],
-             summary="Validate a train config and submit `python -m train.run` as a Ray job")
-def submit_train(body: TrainBody, who: Principal = Depends(role("trainer")), ctx: AppContext = Depends(get_ctx)) -> Any:
+@router.post(
+    "/video/train",
+    status_code=202,
+    tags=["train"],
+    summary="Validate a train config and submit `python -m train.run` as a Ray job",
+)
+def submit_train(
+    body: TrainBody, who: Principal = Depends(role("trainer")), ctx: AppContext = Depends(get_ctx)
+) -> Any:
     train_runs.validate_config(body.config, body.config_path, body.overrides)
     job_id = new_id("train")
     run_dir = ctx.vidray.data_dir / "train" / job_id
-    info = train_runs.submit(job_id, run_dir, body.config, body.config_path, body.overrides,
-                             ctx.settings.train_jobs_address)
+    info = train_runs.submit(
+        job_id, run_dir, body.config, body.config_path, body.overrides, ctx.settings.train_jobs_address
+    )
     now = time.time()
     with ctx.store.engine.begin() as c:
-        c.execute(sa.insert(jobs).values(
-            id=job_id, kind="train", owner=who.user, status="running", params={**info, "name": body.name},
-            progress=0.0, attempts=1, cancel_requested=False, created_at=now, started_at=now, stage="submitted"))
+        c.execute(
+            sa.insert(jobs).values(
+                id=job_id,
+                kind="train",
+                owner=who.user,
+                status="running",
+                params={**info, "name": body.name},
+                progress=0.0,
+                attempts=1,
+                cancel_requested=False,
+                created_at=now,
+                started_at=now,
+                stage="submitted",
+            )
+        )
     return {"train_id": job_id, "status": "running", "backend": info["backend"]}
 
 
 @router.get("/train/{train_id}", tags=["train"], summary="A training run's status and log tail")
-def get_train(train_id: str, who: Principal = Depends(role("trainer")), ctx: AppContext = Depends(get_ctx)) -> Any:
+def get_train(
+    train_id: str, who: Principal = Depends(role("trainer")), ctx: AppContext = Depends(get_ctx)
+) -> Any:
     job = ctx.store.get(train_id)
     if job["kind"] != "train":
         raise NotFoundError(f"{train_id} is not a training run")
@@ -109,8 +136,21 @@ def get_train(train_id: str, who: Principal = Depends(role("trainer")), ctx: App
         status, error, log = train_runs.status(job["params"])
         if status in TERMINAL:
             with ctx.store.engine.begin() as c:
-                c.execute(sa.update(jobs).where(jobs.c.id == train_id, jobs.c.status == "running").values(
-                    status=status, error=error, finished_at=time.time(), stage=status,
-                    progress=100.0 if status == "succeeded" else job["progress"]))
-    return {"train_id": train_id, "status": status, "error": error, "backend": job["params"].get("backend"),
-            "log_tail": log[-2000:]}
+                c.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.id == train_id, jobs.c.status == "running")
+                    .values(
+                        status=status,
+                        error=error,
+                        finished_at=time.time(),
+                        stage=status,
+                        progress=100.0 if status == "succeeded" else job["progress"],
+                    )
+                )
+    return {
+        "train_id": train_id,
+        "status": status,
+        "error": error,
+        "backend": job["params"].get("backend"),
+        "log_tail": log[-2000:],
+    }

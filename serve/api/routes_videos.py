@@ -4,6 +4,8 @@ Every handler only validates, checks access and writes rows: media work happens 
 analyzer deployments, which the dispatcher feeds from the database queue.
 """
 
+# ruff: noqa: B008  (FastAPI's Depends/Query/Header defaults are evaluated once, by design)
+
 from __future__ import annotations
 
 import asyncio
@@ -27,14 +29,26 @@ from serve.jobs.runner import analysis_params
 from serve.jobs.store import TERMINAL, cache_key
 
 router = APIRouter()
-IdemKey = Header(None, alias="Idempotency-Key", max_length=200,
-                 description="Repeat a submit safely: the same key returns the first job instead of a new one.")
+IdemKey = Header(
+    None,
+    alias="Idempotency-Key",
+    max_length=200,
+    description="Repeat a submit safely: the same key returns the first job instead of a new one.",
+)
 _UPLOAD_FORMS = {
     "requestBody": {
         "content": {
             "application/json": {"schema": UploadURL.model_json_schema()},
-            "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
-                "file": {"type": "string", "format": "binary"}, "callback_url": {"type": "string"}}}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "callback_url": {"type": "string"},
+                    },
+                }
+            },
         },
         "required": True,
     }
@@ -59,9 +73,17 @@ def job_view(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def video_view(video: dict[str, Any]) -> dict[str, Any]:
-    return {"id": video["id"], "owner": video["owner"], "status": video["status"], "source": video["source"],
-            "sha256": video.get("sha256"), "metadata": video.get("meta"), "error": video.get("error"),
-            "created_at": video["created_at"], "shared_with": video.get("shared_with", [])}
+    return {
+        "id": video["id"],
+        "owner": video["owner"],
+        "status": video["status"],
+        "source": video["source"],
+        "sha256": video.get("sha256"),
+        "metadata": video.get("meta"),
+        "error": video.get("error"),
+        "created_at": video["created_at"],
+        "shared_with": video.get("shared_with", []),
+    }
 
 
 async def _staged_upload(ctx: AppContext, request: Request) -> tuple[Path, str, str | None]:
@@ -69,7 +91,9 @@ async def _staged_upload(ctx: AppContext, request: Request) -> tuple[Path, str, 
     limit = ctx.settings.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
-        raise TooLargeError(f"upload of {int(declared)} bytes is over the limit of {limit} bytes (max_upload_bytes)")
+        raise TooLargeError(
+            f"upload of {int(declared)} bytes is over the limit of {limit} bytes (max_upload_bytes)"
+        )
     form = await request.form(max_files=1, max_fields=4)
     upload = form.get("file")
     if upload is None or isinstance(upload, str):
@@ -95,15 +119,26 @@ async def _staged_upload(ctx: AppContext, request: Request) -> tuple[Path, str, 
     if size == 0:
         Path(name).unlink(missing_ok=True)
         raise InputError("the uploaded file is empty")
-    return Path(name), upload.filename or "upload", callback if isinstance(callback, str) and callback else None
+    return (
+        Path(name),
+        upload.filename or "upload",
+        callback if isinstance(callback, str) and callback else None,
+    )
 
 
-@router.post("/video/upload", status_code=202, response_model=UploadAccepted, tags=["videos"],
-             openapi_extra=_UPLOAD_FORMS,
-             summary="Add a video from a URL (JSON {url}) or a file (multipart 'file'); returns its id and ingest job")
+@router.post(
+    "/video/upload",
+    status_code=202,
+    response_model=UploadAccepted,
+    tags=["videos"],
+    openapi_extra=_UPLOAD_FORMS,
+    summary="Add a video from a URL (JSON {url}) or a file (multipart 'file'); returns its id and ingest job",
+)
 async def upload(
     request: Request,
-    wait: bool = Query(False, description="Wait for the ingest to finish (up to wait_s) and answer with the video."),
+    wait: bool = Query(
+        False, description="Wait for the ingest to finish (up to wait_s) and answer with the video."
+    ),
     wait_s: float = Query(120.0, gt=0, le=600),
     idempotency_key: str | None = IdemKey,
     who: Principal = Depends(role("analyst")),
@@ -126,9 +161,15 @@ async def upload(
     try:
         video = await asyncio.to_thread(ctx.videos.create, owner=who.user, source=label)
         job, created = await asyncio.to_thread(
-            ctx.store.submit, kind="ingest", owner=who.user, video_id=video["id"],
+            ctx.store.submit,
+            kind="ingest",
+            owner=who.user,
+            video_id=video["id"],
             params={"source": source, "video_id": video["id"], "staged": staged is not None},
-            idempotency_key=idempotency_key, callback_url=callback, max_queue_depth=ctx.settings.max_queue_depth)
+            idempotency_key=idempotency_key,
+            callback_url=callback,
+            max_queue_depth=ctx.settings.max_queue_depth,
+        )
     except BaseException:
         if staged:
             staged.unlink(missing_ok=True)
@@ -173,34 +214,53 @@ def _error_for(job: dict[str, Any]) -> Exception:
 def _validation_doc(e: ValidationError) -> dict[str, Any]:
     first = e.errors()[0]
     where = ".".join(str(x) for x in first["loc"]) or "body"
-    return {"error": {"type": "invalid_request_error", "message": f"{where}: {first['msg']}",
-                      "details": e.errors(include_url=False, include_context=False)}}
+    return {
+        "error": {
+            "type": "invalid_request_error",
+            "message": f"{where}: {first['msg']}",
+            "details": e.errors(include_url=False, include_context=False),
+        }
+    }
 
 
 @router.get("/videos", tags=["videos"], summary="Videos you own or that are shared with you (admins: all)")
-def list_videos(who: Principal = Depends(role("viewer")), ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
+def list_videos(
+    who: Principal = Depends(role("viewer")), ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
     rows = ctx.videos.list_for(who.user, everyone=who.is_admin)
     return {"videos": [video_view(v) for v in rows]}
 
 
 @router.get("/videos/{video_id}", tags=["videos"], summary="One video: status, metadata, owner, sharing")
-def get_video(video_id: str, who: Principal = Depends(role("viewer")), ctx: AppContext = Depends(get_ctx)) -> Any:
+def get_video(
+    video_id: str, who: Principal = Depends(role("viewer")), ctx: AppContext = Depends(get_ctx)
+) -> Any:
     video = ctx.videos.get(video_id)
     check_video_read(who, video)
     return video_view(video)
 
 
-@router.delete("/videos/{video_id}", tags=["videos"], summary="Delete a video you own (its jobs' results stay)")
-def delete_video(video_id: str, who: Principal = Depends(role("analyst")), ctx: AppContext = Depends(get_ctx)) -> Any:
+@router.delete(
+    "/videos/{video_id}", tags=["videos"], summary="Delete a video you own (its jobs' results stay)"
+)
+def delete_video(
+    video_id: str, who: Principal = Depends(role("analyst")), ctx: AppContext = Depends(get_ctx)
+) -> Any:
     video = ctx.videos.get(video_id)
     check_video_owner(who, video)
     ctx.videos.delete(video_id)
     return {"deleted": video_id}
 
 
-@router.post("/videos/{video_id}/share", tags=["videos"], summary="Let another user read (and analyze) a video")
-def share_video(video_id: str, body: ShareBody, who: Principal = Depends(role("analyst")),
-                ctx: AppContext = Depends(get_ctx)) -> Any:
+@router.post(
+    "/videos/{video_id}/share", tags=["videos"], summary="Let another user read (and analyze) a video"
+)
+def share_video(
+    video_id: str,
+    body: ShareBody,
+    who: Principal = Depends(role("analyst")),
+    ctx: AppContext = Depends(get_ctx),
+) -> Any:
     video = ctx.videos.get(video_id)
     check_video_owner(who, video)
     ctx.videos.share(video_id, body.user)
@@ -208,15 +268,18 @@ def share_video(video_id: str, body: ShareBody, who: Principal = Depends(role("a
 
 
 @router.delete("/videos/{video_id}/share/{user}", tags=["videos"], summary="Stop sharing a video with a user")
-def unshare_video(video_id: str, user: str, who: Principal = Depends(role("analyst")),
-                  ctx: AppContext = Depends(get_ctx)) -> Any:
+def unshare_video(
+    video_id: str, user: str, who: Principal = Depends(role("analyst")), ctx: AppContext = Depends(get_ctx)
+) -> Any:
     video = ctx.videos.get(video_id)
     check_video_owner(who, video)
     ctx.videos.unshare(video_id, user)
     return video_view(ctx.videos.get(video_id))
 
 
-def _submit_analysis(ctx: AppContext, who: Principal, body: AnalyzeBody, idem: str | None) -> tuple[dict[str, Any], bool]:
+def _submit_analysis(
+    ctx: AppContext, who: Principal, body: AnalyzeBody, idem: str | None
+) -> tuple[dict[str, Any], bool]:
     params = body.model_dump(exclude_none=True, exclude={"callback_url"})
     key = None
     if body.video_id:
@@ -231,69 +294,119 @@ def _submit_analysis(ctx: AppContext, who: Principal, body: AnalyzeBody, idem: s
         _check_url(ctx, body.url)
     if body.callback_url:
         _check_url(ctx, body.callback_url)
-    return ctx.store.submit(kind="analyze", owner=who.user, params=params, video_id=body.video_id,
-                            idempotency_key=idem, callback_url=body.callback_url,
-                            max_queue_depth=ctx.settings.max_queue_depth, key=key)
+    return ctx.store.submit(
+        kind="analyze",
+        owner=who.user,
+        params=params,
+        video_id=body.video_id,
+        idempotency_key=idem,
+        callback_url=body.callback_url,
+        max_queue_depth=ctx.settings.max_queue_depth,
+        key=key,
+    )
 
 
-@router.post("/video/analyze", status_code=202, response_model=JobAccepted, tags=["jobs"],
-             summary="Queue an analysis; answers at once with the job id (429 + Retry-After when the queue is full)")
-def analyze(body: AnalyzeBody, idempotency_key: str | None = IdemKey, who: Principal = Depends(role("analyst")),
-            ctx: AppContext = Depends(get_ctx)) -> Any:
+@router.post(
+    "/video/analyze",
+    status_code=202,
+    response_model=JobAccepted,
+    tags=["jobs"],
+    summary="Queue an analysis; answers at once with the job id (429 + Retry-After when the queue is full)",
+)
+def analyze(
+    body: AnalyzeBody,
+    idempotency_key: str | None = IdemKey,
+    who: Principal = Depends(role("analyst")),
+    ctx: AppContext = Depends(get_ctx),
+) -> Any:
     started = time.perf_counter()
     job, created = _submit_analysis(ctx, who, body, idempotency_key)
     cached = job["status"] == "succeeded" and job.get("stage") == "cached"
     _submitted().labels(kind="analyze", cached=str(cached).lower()).inc()
-    metrics.histogram("vidray_submit_seconds", "Time to accept a job.", ["kind"]).labels(kind="analyze").observe(
-        time.perf_counter() - started)
+    metrics.histogram("vidray_submit_seconds", "Time to accept a job.", ["kind"]).labels(
+        kind="analyze"
+    ).observe(time.perf_counter() - started)
     if ctx.dispatcher:
         ctx.dispatcher.wake()
-    return JSONResponse(status_code=202 if created else 200,
-                        content={"job_id": job["id"], "status": job["status"], "cached": cached, "created": created})
+    return JSONResponse(
+        status_code=202 if created else 200,
+        content={"job_id": job["id"], "status": job["status"], "cached": cached, "created": created},
+    )
 
 
-@router.post("/video/analyze/stream", tags=["jobs"],
-             summary="Queue an analysis and stream each task's result as it completes (server-sent events)")
-async def analyze_stream(body: AnalyzeBody, idempotency_key: str | None = IdemKey,
-                         who: Principal = Depends(role("analyst")), ctx: AppContext = Depends(get_ctx)) -> Any:
+@router.post(
+    "/video/analyze/stream",
+    tags=["jobs"],
+    summary="Queue an analysis and stream each task's result as it completes (server-sent events)",
+)
+async def analyze_stream(
+    body: AnalyzeBody,
+    idempotency_key: str | None = IdemKey,
+    who: Principal = Depends(role("analyst")),
+    ctx: AppContext = Depends(get_ctx),
+) -> Any:
     job, _ = await asyncio.to_thread(_submit_analysis, ctx, who, body, idempotency_key)
     if ctx.dispatcher:
         ctx.dispatcher.wake()
-    return StreamingResponse(job_events(ctx.store, job["id"], results_only=True), media_type="text/event-stream",
-                             headers={"X-Job-Id": job["id"], "Cache-Control": "no-cache"})
+    return StreamingResponse(
+        job_events(ctx.store, job["id"], results_only=True),
+        media_type="text/event-stream",
+        headers={"X-Job-Id": job["id"], "Cache-Control": "no-cache"},
+    )
 
 
 @router.get("/jobs", tags=["jobs"], summary="Your most recent jobs (admins: everyone's)")
-def list_jobs(limit: int = Query(50, ge=1, le=500), who: Principal = Depends(role("viewer")),
-              ctx: AppContext = Depends(get_ctx)) -> Any:
+def list_jobs(
+    limit: int = Query(50, ge=1, le=500),
+    who: Principal = Depends(role("viewer")),
+    ctx: AppContext = Depends(get_ctx),
+) -> Any:
     rows = ctx.store.list_jobs(None if who.is_admin else who.user, limit)
     return {"jobs": [job_view(j) | {"result": None} for j in rows]}
 
 
-@router.get("/jobs/{job_id}", response_model=JobView, tags=["jobs"], summary="A job's status, progress and result")
+@router.get(
+    "/jobs/{job_id}", response_model=JobView, tags=["jobs"], summary="A job's status, progress and result"
+)
 def get_job(job_id: str, who: Principal = Depends(role("viewer")), ctx: AppContext = Depends(get_ctx)) -> Any:
     job = ctx.store.get(job_id)
     check_job(who, job)
     return job_view(job)
 
 
-@router.post("/jobs/{job_id}/cancel", tags=["jobs"], summary="Cancel a queued job now, or ask a running one to stop")
-def cancel_job(job_id: str, who: Principal = Depends(role("analyst")), ctx: AppContext = Depends(get_ctx)) -> Any:
+@router.post(
+    "/jobs/{job_id}/cancel", tags=["jobs"], summary="Cancel a queued job now, or ask a running one to stop"
+)
+def cancel_job(
+    job_id: str, who: Principal = Depends(role("analyst")), ctx: AppContext = Depends(get_ctx)
+) -> Any:
     job = ctx.store.get(job_id)
     check_job(who, job)
     status = ctx.store.cancel(job_id)
     return {"job_id": job_id, "status": status, "cancel_requested": status == "running"}
 
 
-@router.get("/jobs/{job_id}/events", tags=["jobs"], summary="Progress as server-sent events (stage, percent, partial results)")
-async def events(job_id: str, request: Request, after: int = Query(0, ge=0),
-                 who: Principal = Depends(role("viewer")), ctx: AppContext = Depends(get_ctx)) -> Any:
+@router.get(
+    "/jobs/{job_id}/events",
+    tags=["jobs"],
+    summary="Progress as server-sent events (stage, percent, partial results)",
+)
+async def events(
+    job_id: str,
+    request: Request,
+    after: int = Query(0, ge=0),
+    who: Principal = Depends(role("viewer")),
+    ctx: AppContext = Depends(get_ctx),
+) -> Any:
     job = await asyncio.to_thread(ctx.store.get, job_id)
     check_job(who, job)
     last = request.headers.get("last-event-id")
     start = int(last) if last and last.isdigit() else after
-    return StreamingResponse(job_events(ctx.store, job_id, after=start), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        job_events(ctx.store, job_id, after=start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
+    )
 
 
 __all__ = ["router"]

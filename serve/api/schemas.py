@@ -18,7 +18,9 @@ class UploadURL(_Req):
     """Fetch a video from a URL (the SSRF guard refuses loopback/private/metadata addresses)."""
 
     url: str = Field(min_length=1, max_length=4096, description="http(s) URL of a video or a video page.")
-    callback_url: str | None = Field(None, description="Webhook called (HMAC-signed) when the ingest job ends.")
+    callback_url: str | None = Field(
+        None, description="Webhook called (HMAC-signed) when the ingest job ends."
+    )
 
 
 class UploadAccepted(BaseModel):
@@ -36,8 +38,12 @@ class AnalyzeBody(_Req):
     tasks: list[Literal["transcript", "summary", "chapters", "qa", "code", "actions"]] | None = Field(
         None, description="Tasks to run (default: all)."
     )
-    questions: list[str] = Field(default_factory=list, max_length=50, description="Questions for the qa task.")
-    mode: str | None = Field(None, max_length=50, description="Preset: developer, researcher, data-engineer, trading, legal.")
+    questions: list[str] = Field(
+        default_factory=list, max_length=50, description="Questions for the qa task."
+    )
+    mode: str | None = Field(
+        None, max_length=50, description="Preset: developer, researcher, data-engineer, trading, legal."
+    )
     summary_length: Literal["one_line", "short", "detailed"] | None = None
     summary_style: Literal["paragraph", "bullets", "technical", "executive"] | None = None
     language: str | None = Field(None, max_length=20)
@@ -87,7 +93,9 @@ class TrainBody(_Req):
     """A training run: `train.run` config (inline or a server-side path) plus key=value overrides."""
 
     config: dict[str, Any] | None = Field(None, description="The train config document (YAML as JSON).")
-    config_path: str | None = Field(None, description="Or a config file on the server, e.g. train/configs/tiny.yaml.")
+    config_path: str | None = Field(
+        None, description="Or a config file on the server, e.g. train/configs/tiny.yaml."
+    )
     overrides: list[str] = Field(default_factory=list, max_length=100, description="key=value overrides.")
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 

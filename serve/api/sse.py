@@ -25,7 +25,9 @@ def _event(kind: str, data: Any, seq: int | None = None) -> str:
     return f"{head}event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-async def job_events(store: JobStore, job_id: str, *, after: int = 0, results_only: bool = False) -> AsyncIterator[str]:
+async def job_events(
+    store: JobStore, job_id: str, *, after: int = 0, results_only: bool = False
+) -> AsyncIterator[str]:
     last_sent = time.monotonic()
     while True:
         job = await asyncio.to_thread(store.get, job_id)
@@ -42,8 +44,15 @@ async def job_events(store: JobStore, job_id: str, *, after: int = 0, results_on
             yield _event("result" if is_result else "progress", payload, row["seq"])
             last_sent = time.monotonic()
         if job["status"] in TERMINAL and not rows:
-            yield _event("end", {"job_id": job_id, "status": job["status"], "error": job["error"],
-                                 "result": job["result"] if job["status"] == "succeeded" else None})
+            yield _event(
+                "end",
+                {
+                    "job_id": job_id,
+                    "status": job["status"],
+                    "error": job["error"],
+                    "result": job["result"] if job["status"] == "succeeded" else None,
+                },
+            )
             return
         if time.monotonic() - last_sent > _KEEPALIVE_S:
             yield ": keepalive\n\n"

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import cluster.ray_runtime  # noqa: F401  (sets loopback Ray env before ray is imported)
+
+# isort: split
 import ray.serve
 
 from cluster.log import setup_logging
@@ -25,8 +27,13 @@ from serve.settings import parse_serve_settings
 @ray.serve.deployment(
     ray_actor_options={"num_cpus": 0.5},  # decode + CPU models; 2 replicas max = 1 core
     max_ongoing_requests=2,  # concurrent analyses per replica; the rest stay queued in the DB
-    autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1,
-                        "upscale_delay_s": 5, "downscale_delay_s": 60},
+    autoscaling_config={
+        "min_replicas": 1,
+        "max_replicas": 2,
+        "target_ongoing_requests": 1,
+        "upscale_delay_s": 5,
+        "downscale_delay_s": 60,
+    },
     health_check_period_s=5,
 )
 class Analyzer:
@@ -48,8 +55,15 @@ class Analyzer:
     async def run_job(self, job_id: str, token: str) -> str:
         claim = Claim(job_id, token, "analyze", 0)
         return await asyncio.to_thread(
-            execute_analyze, self.store, self.videos, claim, self._ingest_blocking, lease_s=self.settings.lease_s,
-            stage_delay_s=self.settings.debug_stage_delay_s, settings=self.vidray)
+            execute_analyze,
+            self.store,
+            self.videos,
+            claim,
+            self._ingest_blocking,
+            lease_s=self.settings.lease_s,
+            stage_delay_s=self.settings.debug_stage_delay_s,
+            settings=self.vidray,
+        )
 
     async def chat(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Stream {"delta", "model"} items answering an OpenAI-style chat about attached videos/images."""
@@ -68,6 +82,7 @@ class Analyzer:
         messages = flatten_messages(request["messages"])
         max_tokens = int(request.get("max_completion_tokens") or request.get("max_tokens") or 512)
         gen = self.models.options(stream=True).chat_stream.remote(
-            messages, attachments, request.get("model", "vidray"), max_tokens)
+            messages, attachments, request.get("model", "vidray"), max_tokens
+        )
         async for item in gen:
             yield item

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import cluster.ray_runtime  # noqa: F401  (sets loopback Ray env before ray is imported)
+
+# isort: split
 import ray.serve
 
 from cluster.log import setup_logging
@@ -22,7 +24,9 @@ from serve.settings import parse_serve_settings
 
 
 @ray.serve.deployment(
-    ray_actor_options={"num_cpus": 0.25},  # probe/hash bursts; two replicas fit beside the analyzer on 2 cores
+    ray_actor_options={
+        "num_cpus": 0.25
+    },  # probe/hash bursts; two replicas fit beside the analyzer on 2 cores
     max_ongoing_requests=4,  # parallel downloads per replica (sockets, temp files)
     autoscaling_config={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2},
     health_check_period_s=5,
@@ -44,7 +48,12 @@ class IngestWorker:
         src: str | Path = Path(source) if "://" not in source and Path(source).is_file() else source
         video = ingest(src, self.vidray)
         meta = video.metadata.model_dump(mode="json")
-        return {"path": str(video.path), "sha256": meta["sha256"], "metadata": meta, "ingest_id": video.video_id}
+        return {
+            "path": str(video.path),
+            "sha256": meta["sha256"],
+            "metadata": meta,
+            "ingest_id": video.video_id,
+        }
 
     async def ingest(self, source: str) -> dict[str, Any]:
         """Fetch/probe/cache `source` (URL or a path on the shared data dir); returns path and metadata."""
@@ -52,5 +61,6 @@ class IngestWorker:
 
     async def run_job(self, job_id: str, token: str) -> str:
         claim = Claim(job_id, token, "ingest", 0)
-        return await asyncio.to_thread(execute_ingest, self.store, self.videos, claim, self._ingest,
-                                       lease_s=self.settings.lease_s)
+        return await asyncio.to_thread(
+            execute_ingest, self.store, self.videos, claim, self._ingest, lease_s=self.settings.lease_s
+        )

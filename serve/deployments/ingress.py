@@ -12,6 +12,8 @@ import threading
 from typing import Any
 
 import cluster.ray_runtime  # noqa: F401  (sets loopback Ray env before ray is imported)
+
+# isort: split
 import ray.serve
 
 from cluster.log import setup_logging
@@ -47,9 +49,13 @@ class Ingress:
             return run
 
         ctx.dispatcher = Dispatcher(
-            ctx.store, {"ingest": run_on(ingest), "analyze": run_on(analyzer)},
-            slots=settings.dispatch_slots, lease_s=settings.lease_s, per_user_running=settings.per_user_running,
-            max_attempts=settings.max_attempts, poll_s=settings.poll_s,
+            ctx.store,
+            {"ingest": run_on(ingest), "analyze": run_on(analyzer)},
+            slots=settings.dispatch_slots,
+            lease_s=settings.lease_s,
+            per_user_running=settings.per_user_running,
+            max_attempts=settings.max_attempts,
+            poll_s=settings.poll_s,
         ).start()
         self._stop = threading.Event()
         self._hooks = threading.Thread(target=self._webhook_loop, name="webhooks", daemon=True)
@@ -60,8 +66,13 @@ class Ingress:
         s = self.ctx.settings
         while not self._stop.wait(_WEBHOOK_TICK_S):
             try:
-                deliver_due(self.ctx.store, secret=self.ctx.webhook_secret, allow_hosts=self.ctx.allow_hosts,
-                            max_attempts=s.webhook_max_attempts, backoff_s=s.webhook_backoff_s)
+                deliver_due(
+                    self.ctx.store,
+                    secret=self.ctx.webhook_secret,
+                    allow_hosts=self.ctx.allow_hosts,
+                    max_attempts=s.webhook_max_attempts,
+                    backoff_s=s.webhook_backoff_s,
+                )
             except Exception:
                 log.exception("webhook delivery loop error")
 

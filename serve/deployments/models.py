@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import cluster.ray_runtime  # noqa: F401  (sets loopback Ray env before ray is imported)
+
+# isort: split
 import ray.serve
 
 from cluster.log import setup_logging
@@ -31,11 +33,15 @@ def extractive_answer(messages: list[dict[str, str]], attachments: list[str]) ->
     """An answer made only of facts the analyzer measured (metadata), quoted back with the question."""
     question = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "").strip()
     if not attachments:
-        return ("No video or image is attached and no language model is configured on this server, so I can only "
-                "answer questions about attached media. Add a video_url part to your message.")
+        return (
+            "No video or image is attached and no language model is configured on this server, so I can only "
+            "answer questions about attached media. Add a video_url part to your message."
+        )
     facts = " ".join(attachments)
-    return (f"About your question ({question[:200]!r}): here is what was measured from the attached media: {facts}. "
-            "(Extractive answer: no language model is configured on this server.)")
+    return (
+        f"About your question ({question[:200]!r}): here is what was measured from the attached media: {facts}. "
+        "(Extractive answer: no language model is configured on this server.)"
+    )
 
 
 @ray.serve.deployment(
@@ -66,28 +72,33 @@ class ModelRouter:
         out += [{"id": name, "owned_by": getattr(cfg, "type", "vidray")} for name, cfg in backends.items()]
         return out
 
-    def _router_stream(self, messages: list[dict[str, str]], attachments: list[str], max_tokens: int) -> Iterator[str]:
+    def _router_stream(
+        self, messages: list[dict[str, str]], attachments: list[str], max_tokens: int
+    ) -> tuple[str, Iterator[str]]:
+        """(model that answers, its text deltas) from the router's `chat` task order."""
         from models.base import ChatMessage
 
         context = "Attached media:\n" + "\n".join(attachments) if attachments else ""
         msgs = [ChatMessage("system", "You answer questions about videos. " + context)]
-        msgs += [ChatMessage(m["role"], m["content"]) for m in messages if m["role"] in ("system", "user", "assistant")]  # type: ignore[arg-type]
-        stream = getattr(self.router, "stream", None)
-        if stream is None:
-            raise RuntimeError("router has no stream()")
-        yield from stream("chat", msgs, max_tokens=max_tokens)
+        for m in messages:
+            role = m["role"]
+            if role in ("system", "user", "assistant"):
+                msgs.append(ChatMessage(role, m["content"]))  # type: ignore[arg-type]
+        routed = self.router.stream(msgs, max_tokens=max_tokens)
+        return str(routed.model or routed.backend), iter(routed)
 
-    async def chat_stream(self, messages: list[dict[str, str]], attachments: list[str], model: str,
-                          max_tokens: int) -> AsyncIterator[dict[str, Any]]:
+    async def chat_stream(
+        self, messages: list[dict[str, str]], attachments: list[str], model: str, max_tokens: int
+    ) -> AsyncIterator[dict[str, Any]]:
         """Yield {"delta", "model"} text pieces."""
         if self.router is not None and model != EXTRACTIVE:
             try:
-                it = self._router_stream(messages, attachments, max_tokens)
+                answering, it = await asyncio.to_thread(self._router_stream, messages, attachments, max_tokens)
                 first = await asyncio.to_thread(next, it, None)
                 if first is not None:
-                    yield {"delta": first, "model": model}
+                    yield {"delta": first, "model": answering}
                     while (piece := await asyncio.to_thread(next, it, None)) is not None:
-                        yield {"delta": piece, "model": model}
+                        yield {"delta": piece, "model": answering}
                     return
             except Exception as e:  # nothing sent yet: fall back to the extractive answer
                 log.warning("router chat failed before the first token (%s); answering extractively", e)

@@ -66,8 +66,9 @@ class Dispatcher:
         self._thread.join(timeout=5)
         if release:
             for claim in list(self.in_flight.values()):
-                self.store.release(claim.job_id, claim.token, max_attempts=self.max_attempts + 1,
-                                   reason="dispatcher stopped")
+                self.store.release(
+                    claim.job_id, claim.token, max_attempts=self.max_attempts + 1, reason="dispatcher stopped"
+                )
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
@@ -83,8 +84,12 @@ class Dispatcher:
                     if self.on_tick:
                         self.on_tick()
                 if self._free.acquire(timeout=self.poll_s):
-                    claim = self.store.claim(worker=self.name, lease_s=self.lease_s,
-                                             per_user_running=self.per_user, kinds=tuple(self.runners))
+                    claim = self.store.claim(
+                        worker=self.name,
+                        lease_s=self.lease_s,
+                        per_user_running=self.per_user,
+                        kinds=tuple(self.runners),
+                    )
                     if claim is None:
                         self._free.release()
                         self._wake.wait(self.poll_s)
@@ -102,8 +107,12 @@ class Dispatcher:
         except Exception as e:  # the replica died or the call could not be delivered
             if self._stop.is_set():
                 return  # stop() releases it
-            status = self.store.release(claim.job_id, claim.token, max_attempts=self.max_attempts,
-                                        reason=f"worker failed: {type(e).__name__}: {e}"[:500])
+            status = self.store.release(
+                claim.job_id,
+                claim.token,
+                max_attempts=self.max_attempts,
+                reason=f"worker failed: {type(e).__name__}: {e}"[:500],
+            )
             log.warning("job %s worker failed (%s); now %s", claim.job_id, type(e).__name__, status)
         finally:
             self.in_flight.pop(claim.job_id, None)

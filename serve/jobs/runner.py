@@ -62,7 +62,9 @@ def run_analysis(
     for name, out in iter_analyze(request["source"], areq, settings, on_progress):
         if name == "error":
             errors[out["task"]] = out["error"]
-            progress_cb(f"task:{out['task']}", 100.0 * done / total, {"task": out["task"], "error": out["error"]})
+            progress_cb(
+                f"task:{out['task']}", 100.0 * done / total, {"task": out["task"], "error": out["error"]}
+            )
             continue
         done += 1
         doc.update(out)
@@ -72,7 +74,9 @@ def run_analysis(
     return doc
 
 
-def _metadata_only(request: dict[str, Any], progress_cb: ProgressCb, settings: Settings | None) -> dict[str, Any]:
+def _metadata_only(
+    request: dict[str, Any], progress_cb: ProgressCb, settings: Settings | None
+) -> dict[str, Any]:
     from data_pipeline.ingest import ingest
 
     progress_cb("ingest", 0.0, None)

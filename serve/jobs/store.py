@@ -95,16 +95,24 @@ class JobStore:
         now = time.time()
         with self.engine.begin() as c:
             if idempotency_key:
-                found = c.execute(
-                    sa.select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == idempotency_key)
-                ).mappings().first()
+                found = (
+                    c.execute(
+                        sa.select(jobs).where(
+                            jobs.c.owner == owner, jobs.c.idempotency_key == idempotency_key
+                        )
+                    )
+                    .mappings()
+                    .first()
+                )
                 if found:
                     return dict(found), False
             cached = None
             if key:
                 cached = c.execute(sa.select(results.c.result).where(results.c.cache_key == key)).scalar()
             if cached is None and max_queue_depth is not None:
-                depth = c.execute(sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")).scalar()
+                depth = c.execute(
+                    sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
+                ).scalar()
                 if depth is not None and depth >= max_queue_depth:
                     raise QueueFullError(
                         f"the job queue is full ({depth} queued, max_queue_depth={max_queue_depth}); retry later",
@@ -128,14 +136,23 @@ class JobStore:
             if cached is not None:
                 row.update(status="succeeded", progress=100.0, stage="cached", result=cached, finished_at=now)
             c.execute(sa.insert(jobs).values(**row))
-            c.execute(sa.insert(job_events).values(job_id=row["id"], ts=now, stage=row["status"], percent=row["progress"],
-                                                   data={"cached": True} if cached is not None else None))
+            c.execute(
+                sa.insert(job_events).values(
+                    job_id=row["id"],
+                    ts=now,
+                    stage=row["status"],
+                    percent=row["progress"],
+                    data={"cached": True} if cached is not None else None,
+                )
+            )
             if cached is not None and callback_url:
                 self._queue_webhook(c, row["id"], callback_url, now)
         return row, True
 
     # ------------------------------------------------------------------ claim
-    def claim(self, *, worker: str, lease_s: float, per_user_running: int, kinds: tuple[str, ...]) -> Claim | None:
+    def claim(
+        self, *, worker: str, lease_s: float, per_user_running: int, kinds: tuple[str, ...]
+    ) -> Claim | None:
         """Take the oldest queued job whose owner is under the running limit, or None."""
         now = time.time()
         busy = (
@@ -158,17 +175,38 @@ class JobStore:
                 res = c.execute(
                     sa.update(jobs)
                     .where(jobs.c.id == row.id, jobs.c.status == "queued")
-                    .values(status="running", lease_token=token, lease_until=now + lease_s,
-                            attempts=jobs.c.attempts + 1, started_at=now, stage="claimed")
+                    .values(
+                        status="running",
+                        lease_token=token,
+                        lease_until=now + lease_s,
+                        attempts=jobs.c.attempts + 1,
+                        started_at=now,
+                        stage="claimed",
+                    )
                 )
                 if res.rowcount == 1:
-                    c.execute(sa.insert(job_events).values(job_id=row.id, ts=now, stage="running", percent=0.0,
-                                                           data={"attempt": row.attempts + 1, "worker": worker}))
+                    c.execute(
+                        sa.insert(job_events).values(
+                            job_id=row.id,
+                            ts=now,
+                            stage="running",
+                            percent=0.0,
+                            data={"attempt": row.attempts + 1, "worker": worker},
+                        )
+                    )
                     return Claim(row.id, token, row.kind, row.attempts + 1)
         return None
 
-    def report(self, job_id: str, token: str, *, stage: str, percent: float, data: Any = None,
-               lease_s: float | None = None) -> None:
+    def report(
+        self,
+        job_id: str,
+        token: str,
+        *,
+        stage: str,
+        percent: float,
+        data: Any = None,
+        lease_s: float | None = None,
+    ) -> None:
         """Record progress (and renew the lease); raises if the lease is lost or cancel was asked."""
         now = time.time()
         values: dict[str, Any] = {"stage": stage[:100], "progress": max(0.0, min(100.0, percent))}
@@ -184,13 +222,24 @@ class JobStore:
             if res is None:
                 raise LeaseLostError(job_id)
             if stage != "heartbeat":
-                c.execute(sa.insert(job_events).values(job_id=job_id, ts=now, stage=stage[:100],
-                                                       percent=values["progress"], data=data))
+                c.execute(
+                    sa.insert(job_events).values(
+                        job_id=job_id, ts=now, stage=stage[:100], percent=values["progress"], data=data
+                    )
+                )
         if res.cancel_requested:
             raise JobCancelledError(job_id)
 
-    def finish(self, job_id: str, token: str, *, status: str, result: Any = None, error: str | None = None,
-               error_status: int | None = None) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        token: str,
+        *,
+        status: str,
+        result: Any = None,
+        error: str | None = None,
+        error_status: int | None = None,
+    ) -> bool:
         """Move a running job to a terminal status; False when this worker no longer holds it."""
         assert status in TERMINAL
         now = time.time()
@@ -198,20 +247,38 @@ class JobStore:
             res = c.execute(
                 sa.update(jobs)
                 .where(jobs.c.id == job_id, jobs.c.lease_token == token, jobs.c.status == "running")
-                .values(status=status, result=result, error=error, error_status=error_status, finished_at=now,
-                        progress=100.0 if status == "succeeded" else jobs.c.progress, lease_token=None,
-                        lease_until=None, stage=status)
+                .values(
+                    status=status,
+                    result=result,
+                    error=error,
+                    error_status=error_status,
+                    finished_at=now,
+                    progress=100.0 if status == "succeeded" else jobs.c.progress,
+                    lease_token=None,
+                    lease_until=None,
+                    stage=status,
+                )
                 .returning(jobs.c.cache_key, jobs.c.callback_url)
             ).first()
             if res is None:
                 return False
-            c.execute(sa.insert(job_events).values(
-                job_id=job_id, ts=now, stage=status, percent=100.0 if status == "succeeded" else 0.0,
-                data={"error": error} if error else None))
+            c.execute(
+                sa.insert(job_events).values(
+                    job_id=job_id,
+                    ts=now,
+                    stage=status,
+                    percent=100.0 if status == "succeeded" else 0.0,
+                    data={"error": error} if error else None,
+                )
+            )
             if status == "succeeded" and res.cache_key and result is not None:
-                exists = c.execute(sa.select(results.c.cache_key).where(results.c.cache_key == res.cache_key)).first()
+                exists = c.execute(
+                    sa.select(results.c.cache_key).where(results.c.cache_key == res.cache_key)
+                ).first()
                 if not exists:
-                    c.execute(sa.insert(results).values(cache_key=res.cache_key, result=result, created_at=now))
+                    c.execute(
+                        sa.insert(results).values(cache_key=res.cache_key, result=result, created_at=now)
+                    )
             if res.callback_url:
                 self._queue_webhook(c, job_id, res.callback_url, now)
         return True
@@ -224,23 +291,43 @@ class JobStore:
         """
         now = time.time()
         with self.engine.begin() as c:
-            row = c.execute(sa.select(jobs.c.attempts).where(
-                jobs.c.id == job_id, jobs.c.lease_token == token, jobs.c.status == "running")).first()
+            row = c.execute(
+                sa.select(jobs.c.attempts).where(
+                    jobs.c.id == job_id, jobs.c.lease_token == token, jobs.c.status == "running"
+                )
+            ).first()
             if row is None:
                 return None
             return self._requeue(c, job_id, row.attempts, max_attempts, reason, now)
 
-    def _requeue(self, c: sa.Connection, job_id: str, attempts: int, max_attempts: int, reason: str,
-                 now: float) -> str:
+    def _requeue(
+        self, c: sa.Connection, job_id: str, attempts: int, max_attempts: int, reason: str, now: float
+    ) -> str:
         if attempts >= max_attempts:
-            status, values = "failed", {"error": f"gave up after {attempts} attempts: {reason}",
-                                         "error_status": 500, "finished_at": now}
+            status, values = (
+                "failed",
+                {
+                    "error": f"gave up after {attempts} attempts: {reason}",
+                    "error_status": 500,
+                    "finished_at": now,
+                },
+            )
         else:
             status, values = "queued", {}
-        c.execute(sa.update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running").values(
-            status=status, lease_token=None, lease_until=None, stage=status, **values))
-        c.execute(sa.insert(job_events).values(job_id=job_id, ts=now, stage=status, percent=0.0,
-                                               data={"requeued": status == "queued", "reason": reason}))
+        c.execute(
+            sa.update(jobs)
+            .where(jobs.c.id == job_id, jobs.c.status == "running")
+            .values(status=status, lease_token=None, lease_until=None, stage=status, **values)
+        )
+        c.execute(
+            sa.insert(job_events).values(
+                job_id=job_id,
+                ts=now,
+                stage=status,
+                percent=0.0,
+                data={"requeued": status == "queued", "reason": reason},
+            )
+        )
         return status
 
     def expire_leases(self, *, max_attempts: int) -> list[str]:
@@ -248,8 +335,11 @@ class JobStore:
         now = time.time()
         out = []
         with self.engine.begin() as c:
-            rows = c.execute(sa.select(jobs.c.id, jobs.c.attempts).where(
-                jobs.c.status == "running", jobs.c.lease_until < now)).all()
+            rows = c.execute(
+                sa.select(jobs.c.id, jobs.c.attempts).where(
+                    jobs.c.status == "running", jobs.c.lease_until < now
+                )
+            ).all()
             for row in rows:
                 self._requeue(c, row.id, row.attempts, max_attempts, "lease expired (worker stopped)", now)
                 out.append(row.id)
@@ -264,8 +354,11 @@ class JobStore:
             if row is None:
                 raise NotFoundError(f"job {job_id} does not exist")
             if row.status == "queued":
-                c.execute(sa.update(jobs).where(jobs.c.id == job_id, jobs.c.status == "queued").values(
-                    status="cancelled", finished_at=now, stage="cancelled"))
+                c.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.status == "queued")
+                    .values(status="cancelled", finished_at=now, stage="cancelled")
+                )
                 c.execute(sa.insert(job_events).values(job_id=job_id, ts=now, stage="cancelled", percent=0.0))
                 if row.callback_url:
                     self._queue_webhook(c, job_id, row.callback_url, now)
@@ -284,8 +377,16 @@ class JobStore:
 
     def events(self, job_id: str, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
         with self._read() as c:
-            rows = c.execute(sa.select(job_events).where(job_events.c.job_id == job_id, job_events.c.seq > after)
-                             .order_by(job_events.c.seq).limit(limit)).mappings().all()
+            rows = (
+                c.execute(
+                    sa.select(job_events)
+                    .where(job_events.c.job_id == job_id, job_events.c.seq > after)
+                    .order_by(job_events.c.seq)
+                    .limit(limit)
+                )
+                .mappings()
+                .all()
+            )
         return [dict(r) for r in rows]
 
     def counts(self) -> dict[str, int]:
@@ -306,7 +407,9 @@ class JobStore:
 
     def set_cache_key(self, job_id: str, token: str, key: str) -> None:
         with self.engine.begin() as c:
-            c.execute(sa.update(jobs).where(jobs.c.id == job_id, jobs.c.lease_token == token).values(cache_key=key))
+            c.execute(
+                sa.update(jobs).where(jobs.c.id == job_id, jobs.c.lease_token == token).values(cache_key=key)
+            )
 
     def ping(self) -> None:
         with self._read() as c:
@@ -314,5 +417,8 @@ class JobStore:
 
     # --------------------------------------------------------------- webhooks
     def _queue_webhook(self, c: sa.Connection, job_id: str, url: str, now: float) -> None:
-        c.execute(sa.insert(webhooks).values(job_id=job_id, url=url, body="", status="pending", attempts=0,
-                                             next_at=now))
+        c.execute(
+            sa.insert(webhooks).values(
+                job_id=job_id, url=url, body="", status="pending", attempts=0, next_at=now
+            )
+        )

@@ -21,8 +21,13 @@ import yaml
 
 from cluster.errors import InputError
 
-_STATUS_MAP = {"PENDING": "queued", "RUNNING": "running", "SUCCEEDED": "succeeded", "FAILED": "failed",
-               "STOPPED": "cancelled"}
+_STATUS_MAP = {
+    "PENDING": "queued",
+    "RUNNING": "running",
+    "SUCCEEDED": "succeeded",
+    "FAILED": "failed",
+    "STOPPED": "cancelled",
+}
 
 
 def validate_config(config: dict[str, Any] | None, config_path: str | None, overrides: list[str]) -> None:
@@ -47,8 +52,14 @@ def validate_config(config: dict[str, Any] | None, config_path: str | None, over
         os.unlink(f.name)
 
 
-def submit(job_id: str, run_dir: Path, config: dict[str, Any] | None, config_path: str | None,
-           overrides: list[str], address: str | None) -> dict[str, Any]:
+def submit(
+    job_id: str,
+    run_dir: Path,
+    config: dict[str, Any] | None,
+    config_path: str | None,
+    overrides: list[str],
+    address: str | None,
+) -> dict[str, Any]:
     """Start the run; returns {"backend", "submission_id", "run_dir"} to store on the job row."""
     run_dir.mkdir(parents=True, exist_ok=True)
     if config is not None:
@@ -62,15 +73,26 @@ def submit(job_id: str, run_dir: Path, config: dict[str, Any] | None, config_pat
         from ray.job_submission import JobSubmissionClient
 
         client = JobSubmissionClient(address)
-        sid = client.submit_job(entrypoint="python " + " ".join(shlex.quote(a) for a in args),
-                                submission_id=job_id, runtime_env={"working_dir": "."})
+        sid = client.submit_job(
+            entrypoint="python " + " ".join(shlex.quote(a) for a in args),
+            submission_id=job_id,
+            runtime_env={"working_dir": "."},
+        )
         return {"backend": "ray-jobs", "submission_id": sid, "address": address, "run_dir": str(run_dir)}
     log = run_dir / "log.txt"
     rc = run_dir / "rc"
-    script = f"{shlex.quote(sys.executable)} {' '.join(shlex.quote(a) for a in args)} > {shlex.quote(str(log))} 2>&1; " \
-             f"echo $? > {shlex.quote(str(rc))}"
-    proc = subprocess.Popen(["sh", "-c", script], start_new_session=True, cwd=os.getcwd(),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    script = (
+        f"{shlex.quote(sys.executable)} {' '.join(shlex.quote(a) for a in args)} > {shlex.quote(str(log))} 2>&1; "
+        f"echo $? > {shlex.quote(str(rc))}"
+    )
+    proc = subprocess.Popen(
+        ["sh", "-c", script],
+        start_new_session=True,
+        cwd=os.getcwd(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     (run_dir / "pid").write_text(str(proc.pid))
     return {"backend": "local", "submission_id": job_id, "pid": proc.pid, "run_dir": str(run_dir)}
 
@@ -94,4 +116,3 @@ def status(info: dict[str, Any]) -> tuple[str, str | None, str]:
     if code == 0:
         return "succeeded", None, log
     return "failed", f"train.run exited with code {code}: {log[-500:]}", log
-

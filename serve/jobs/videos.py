@@ -22,7 +22,13 @@ class VideoStore:
         self.engine = engine
 
     def create(self, *, owner: str, source: str) -> dict[str, Any]:
-        row = {"id": new_id("vid"), "owner": owner, "status": "pending", "source": source, "created_at": time.time()}
+        row = {
+            "id": new_id("vid"),
+            "owner": owner,
+            "status": "pending",
+            "source": source,
+            "created_at": time.time(),
+        }
         with self.engine.begin() as c:
             c.execute(sa.insert(videos).values(**row))
         return row
@@ -45,13 +51,19 @@ class VideoStore:
 
     def set_ready(self, video_id: str, *, path: str, sha256: str, meta: dict[str, Any]) -> None:
         with self.engine.begin() as c:
-            c.execute(sa.update(videos).where(videos.c.id == video_id).values(
-                status="ready", path=path, sha256=sha256, meta=meta, error=None))
+            c.execute(
+                sa.update(videos)
+                .where(videos.c.id == video_id)
+                .values(status="ready", path=path, sha256=sha256, meta=meta, error=None)
+            )
 
     def set_failed(self, video_id: str, error: str) -> None:
         with self.engine.begin() as c:
-            c.execute(sa.update(videos).where(videos.c.id == video_id, videos.c.status != "ready").values(
-                status="failed", error=error))
+            c.execute(
+                sa.update(videos)
+                .where(videos.c.id == video_id, videos.c.status != "ready")
+                .values(status="failed", error=error)
+            )
 
     def delete(self, video_id: str) -> None:
         with self.engine.begin() as c:
@@ -60,7 +72,9 @@ class VideoStore:
 
     def share(self, video_id: str, user: str) -> None:
         with self.engine.begin() as c:
-            exists = c.execute(sa.select(shares.c.user).where(shares.c.video_id == video_id, shares.c.user == user)).first()
+            exists = c.execute(
+                sa.select(shares.c.user).where(shares.c.video_id == video_id, shares.c.user == user)
+            ).first()
             if not exists:
                 c.execute(sa.insert(shares).values(video_id=video_id, user=user))
 

@@ -48,8 +48,16 @@ def payload(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def deliver_due(store: JobStore, *, secret: str, allow_hosts: list[str], max_attempts: int, backoff_s: float,
-                limit: int = 20, timeout_s: float = 10.0) -> int:
+def deliver_due(
+    store: JobStore,
+    *,
+    secret: str,
+    allow_hosts: list[str],
+    max_attempts: int,
+    backoff_s: float,
+    limit: int = 20,
+    timeout_s: float = 10.0,
+) -> int:
     """Attempt every delivery that is due; returns how many were delivered now."""
     import httpx
 
@@ -57,14 +65,25 @@ def deliver_due(store: JobStore, *, secret: str, allow_hosts: list[str], max_att
 
     now = time.time()
     with store.engine.begin() as c:
-        due = c.execute(sa.select(webhooks).where(webhooks.c.status == "pending", webhooks.c.next_at <= now)
-                        .order_by(webhooks.c.next_at).limit(limit)).mappings().all()
-        claimed = []
-        for row in due:  # hide it from other dispatchers while we try
-            res = c.execute(sa.update(webhooks).where(webhooks.c.id == row["id"], webhooks.c.next_at == row["next_at"])
-                            .values(next_at=now + _CLAIM_S))
+        due = (
+            c.execute(
+                sa.select(webhooks)
+                .where(webhooks.c.status == "pending", webhooks.c.next_at <= now)
+                .order_by(webhooks.c.next_at)
+                .limit(limit)
+            )
+            .mappings()
+            .all()
+        )
+        claimed: list[dict[str, Any]] = []
+        for due_row in due:  # hide it from other dispatchers while we try
+            res = c.execute(
+                sa.update(webhooks)
+                .where(webhooks.c.id == due_row["id"], webhooks.c.next_at == due_row["next_at"])
+                .values(next_at=now + _CLAIM_S)
+            )
             if res.rowcount == 1:
-                claimed.append(dict(row))
+                claimed.append(dict(due_row))
     delivered = 0
     for row in claimed:
         job = store.get(row["job_id"])
@@ -73,27 +92,41 @@ def deliver_due(store: JobStore, *, secret: str, allow_hosts: list[str], max_att
         error = None
         try:
             check_url(row["url"], allow_hosts)
-            resp = httpx.post(row["url"], content=body, timeout=timeout_s, follow_redirects=False, headers={
-                "Content-Type": "application/json",
-                "X-Vidray-Event": f"job.{job['status']}",
-                "X-Vidray-Timestamp": ts,
-                "X-Vidray-Signature": sign(secret, ts, body),
-            })
+            resp = httpx.post(
+                row["url"],
+                content=body,
+                timeout=timeout_s,
+                follow_redirects=False,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-Vidray-Event": f"job.{job['status']}",
+                    "X-Vidray-Timestamp": ts,
+                    "X-Vidray-Signature": sign(secret, ts, body),
+                },
+            )
             if not 200 <= resp.status_code < 300:
                 error = f"HTTP {resp.status_code}"
         except Exception as e:  # network errors, SSRF refusal: all retried until attempts run out
             error = f"{type(e).__name__}: {e}"
         attempts = row["attempts"] + 1
         if error is None:
-            values: dict[str, Any] = {"status": "delivered", "attempts": attempts, "last_error": None, "body": body.decode()}
+            values: dict[str, Any] = {
+                "status": "delivered",
+                "attempts": attempts,
+                "last_error": None,
+                "body": body.decode(),
+            }
             delivered += 1
         elif attempts >= max_attempts:
             values = {"status": "failed", "attempts": attempts, "last_error": error}
             log.warning("webhook for %s failed for good: %s", row["job_id"], error)
         else:
             # exponential backoff: 1 s, 2 s, 4 s, ... capped at 10 minutes
-            values = {"attempts": attempts, "last_error": error,
-                      "next_at": time.time() + min(600.0, backoff_s * 2 ** (attempts - 1))}
+            values = {
+                "attempts": attempts,
+                "last_error": error,
+                "next_at": time.time() + min(600.0, backoff_s * 2 ** (attempts - 1)),
+            }
         with store.engine.begin() as c:
             c.execute(sa.update(webhooks).where(webhooks.c.id == row["id"]).values(**values))
     return delivered
@@ -101,7 +134,9 @@ def deliver_due(store: JobStore, *, secret: str, allow_hosts: list[str], max_att
 
 def deliveries(store: JobStore, job_id: str) -> list[dict[str, Any]]:
     with store.engine.connect().execution_options(readonly=True) as c:
-        rows = c.execute(sa.select(webhooks).where(webhooks.c.job_id == job_id).order_by(webhooks.c.id)).mappings()
+        rows = c.execute(
+            sa.select(webhooks).where(webhooks.c.job_id == job_id).order_by(webhooks.c.id)
+        ).mappings()
         return [dict(r) for r in rows]
 
 

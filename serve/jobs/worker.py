@@ -49,8 +49,9 @@ class Execution:
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.lease_s / 3):
             try:
-                self.store.report(self.claim.job_id, self.claim.token, stage="heartbeat", percent=0.0,
-                                  lease_s=self.lease_s)
+                self.store.report(
+                    self.claim.job_id, self.claim.token, stage="heartbeat", percent=0.0, lease_s=self.lease_s
+                )
             except LeaseLostError:
                 self.lost.set()
                 return
@@ -65,15 +66,21 @@ class Execution:
             raise LeaseLostError(self.claim.job_id)
         if self.cancelled.is_set():
             raise JobCancelledError(self.claim.job_id)
-        self.store.report(self.claim.job_id, self.claim.token, stage=stage, percent=percent, data=data,
-                          lease_s=self.lease_s)
+        self.store.report(
+            self.claim.job_id, self.claim.token, stage=stage, percent=percent, data=data, lease_s=self.lease_s
+        )
 
     def finish(self, status: str, **kw: Any) -> bool:
         return self.store.finish(self.claim.job_id, self.claim.token, status=status, **kw)
 
 
-def _run(store: JobStore, claim: Claim, lease_s: float, body: Callable[[Execution], dict[str, Any]],
-         on_error: Callable[[str], None] | None = None) -> str:
+def _run(
+    store: JobStore,
+    claim: Claim,
+    lease_s: float,
+    body: Callable[[Execution], dict[str, Any]],
+    on_error: Callable[[str], None] | None = None,
+) -> str:
     """Run `body` under a lease and record how it ended; returns the job's final status from here."""
     with log_context(job_id=claim.job_id), Execution(store, claim, lease_s) as ex:
         try:
@@ -98,8 +105,9 @@ def _run(store: JobStore, claim: Claim, lease_s: float, body: Callable[[Executio
         return "succeeded" if ex.finish("succeeded", result=result) else "lost"
 
 
-def execute_ingest(store: JobStore, videos: VideoStore, claim: Claim, ingest_fn: IngestFn, *,
-                   lease_s: float) -> str:
+def execute_ingest(
+    store: JobStore, videos: VideoStore, claim: Claim, ingest_fn: IngestFn, *, lease_s: float
+) -> str:
     """An upload's ingest job: fetch/probe/cache the video and mark its record ready (or failed)."""
     job = store.get(claim.job_id)
     params = job["params"]
@@ -120,8 +128,16 @@ def execute_ingest(store: JobStore, videos: VideoStore, claim: Claim, ingest_fn:
     return _run(store, claim, lease_s, body, failed)
 
 
-def execute_analyze(store: JobStore, videos: VideoStore, claim: Claim, ingest_fn: IngestFn, *,
-                    lease_s: float, stage_delay_s: float = 0.0, settings: Any = None) -> str:
+def execute_analyze(
+    store: JobStore,
+    videos: VideoStore,
+    claim: Claim,
+    ingest_fn: IngestFn,
+    *,
+    lease_s: float,
+    stage_delay_s: float = 0.0,
+    settings: Any = None,
+) -> str:
     """An analyze job: make sure the video is ingested, reuse a cached result, else run the analysis."""
     job = store.get(claim.job_id)
     params = job["params"]
@@ -141,8 +157,9 @@ def execute_analyze(store: JobStore, videos: VideoStore, claim: Claim, ingest_fn
             return dict(cached)
         if stage_delay_s:
             time.sleep(stage_delay_s)
-        result = run_analysis({**params, "source": got["path"]}, ex.report, settings=settings,
-                              stage_delay_s=stage_delay_s)
+        result = run_analysis(
+            {**params, "source": got["path"]}, ex.report, settings=settings, stage_delay_s=stage_delay_s
+        )
         if job["video_id"] and isinstance(result.get("video"), dict):
             result["video"]["id"] = job["video_id"]  # the API's id, not the cache's
         return result
@@ -159,6 +176,8 @@ def _wait_ready(videos: VideoStore, video_id: str, ex: Execution) -> dict[str, A
         if video["status"] == "failed":
             raise InputError(f"video {video_id} could not be ingested: {video['error']}")
         if time.monotonic() > deadline:
-            raise InputError(f"video {video_id} is still being ingested after {_VIDEO_WAIT_S:.0f}s; retry later")
+            raise InputError(
+                f"video {video_id} is still being ingested after {_VIDEO_WAIT_S:.0f}s; retry later"
+            )
         ex.report("waiting for video", 1.0)
         time.sleep(0.5)

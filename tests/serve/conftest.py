@@ -27,7 +27,9 @@ def free_port() -> int:
 def pg_url_or_skip() -> str:
     url = os.environ.get("VIDRAY_TEST_PG_URL")
     if not url:
-        pytest.skip("VIDRAY_TEST_PG_URL is not set; start one with: export VIDRAY_TEST_PG_URL=$(bash scripts/start_postgres.sh)")
+        pytest.skip(
+            "VIDRAY_TEST_PG_URL is not set; start one with: export VIDRAY_TEST_PG_URL=$(bash scripts/start_postgres.sh)"
+        )
     return url
 
 
@@ -89,10 +91,13 @@ class ServeApp:
             self.running = False
 
     def close(self) -> None:
+        import ray
         import ray.serve
 
         from cluster.ray_runtime import shutdown_ray
 
+        if not ray.is_initialized():  # never let serve.shutdown() attach to someone else's Ray
+            return
         try:
             ray.serve.shutdown()
         finally:

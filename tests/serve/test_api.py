@@ -8,6 +8,7 @@ each leaves no job queued behind it, so the small queue depth only bites where a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,8 +71,13 @@ def admin(app: ServeApp) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="module")
 def keys(admin: httpx.Client) -> dict[str, str]:
     out = {}
-    for user, role in [("vera", "viewer"), ("anna", "analyst"), ("bob", "analyst"), ("tom", "trainer"),
-                       ("burst", "analyst")]:
+    for user, role in [
+        ("vera", "viewer"),
+        ("anna", "analyst"),
+        ("bob", "analyst"),
+        ("tom", "trainer"),
+        ("burst", "analyst"),
+    ]:
         r = admin.post("/admin/keys", json={"user": user, "role": role})
         assert r.status_code == 201, r.text
         out[user] = r.json()["key"]
@@ -94,10 +100,22 @@ def _err(r: httpx.Response) -> str:
 def test_health_ready_metrics_docs(app: ServeApp, admin: httpx.Client) -> None:
     assert httpx.get(app.url + "/healthz").json() == {"status": "ok"}
     ready = httpx.get(app.url + "/readyz").json()
-    assert ready["ready"] and set(ready["checks"]) >= {"database", "ingest", "analyzer", "models", "dispatcher"}
+    assert ready["ready"] and set(ready["checks"]) >= {
+        "database",
+        "ingest",
+        "analyzer",
+        "models",
+        "dispatcher",
+    }
     assert httpx.get(app.url + "/docs").status_code == 200
     spec = httpx.get(app.url + "/openapi.json").json()
-    for path in ["/video/upload", "/video/analyze", "/jobs/{job_id}/events", "/v1/chat/completions", "/video/train"]:
+    for path in [
+        "/video/upload",
+        "/video/analyze",
+        "/jobs/{job_id}/events",
+        "/v1/chat/completions",
+        "/video/train",
+    ]:
         assert path in spec["paths"], path
     metrics = httpx.get(app.url + "/metrics").text
     assert "vidray_http_requests_total" in metrics and 'vidray_jobs{status="queued"}' in metrics
@@ -133,15 +151,15 @@ def test_auth_matrix(app: ServeApp, keys: dict[str, str]) -> None:
     failures = []
     for method, path, minimum, body, allowed in AUTH_MATRIX:
         for who in [None, "bad", *ROLE_OF]:
-            key = {"bad": "vk_not_a_key", None: None}.get(who, keys.get(who or "", "")) if who in (None, "bad") \
+            key = (
+                {"bad": "vk_not_a_key", None: None}.get(who, keys.get(who or "", ""))
+                if who in (None, "bad")
                 else keys[who]
+            )
             with client(app, key) as c:
                 r = c.request(method, path, json=body)
-            if who in (None, "bad"):
-                want = 401
-            else:
-                want = allowed if RANK[ROLE_OF[who]] >= RANK[minimum] else 403
-            if r.status_code != want or "error" in r.json() and not r.json()["error"]["message"]:
+            want = 401 if who in (None, "bad") else allowed if RANK[ROLE_OF[who]] >= RANK[minimum] else 403
+            if r.status_code != want or ("error" in r.json() and not r.json()["error"]["message"]):
                 failures.append(f"{method} {path} as {who}: {r.status_code} (want {want}) {r.text[:120]}")
     assert not failures, "\n".join(failures)
     with client(app, None) as c:
@@ -162,11 +180,17 @@ def test_upload_url_analyze_events_cache_idempotency(app: ServeApp, keys: dict[s
         assert c.get(f"/videos/{vid}").json()["metadata"]["width"] == 160
 
         started = time.perf_counter()
-        r = c.post("/video/analyze", json={"video_id": vid, "tasks": ["summary"]}, headers={"Idempotency-Key": "k-1"})
+        r = c.post(
+            "/video/analyze", json={"video_id": vid, "tasks": ["summary"]}, headers={"Idempotency-Key": "k-1"}
+        )
         assert r.status_code == 202 and time.perf_counter() - started < 2.0
         job_id = r.json()["job_id"]
-        again = c.post("/video/analyze", json={"video_id": vid, "tasks": ["summary"]}, headers={"Idempotency-Key": "k-1"})
-        assert again.status_code == 200 and again.json()["job_id"] == job_id and again.json()["created"] is False
+        again = c.post(
+            "/video/analyze", json={"video_id": vid, "tasks": ["summary"]}, headers={"Idempotency-Key": "k-1"}
+        )
+        assert (
+            again.status_code == 200 and again.json()["job_id"] == job_id and again.json()["created"] is False
+        )
 
         events = []
         with c.stream("GET", f"/jobs/{job_id}/events") as resp:
@@ -179,7 +203,11 @@ def test_upload_url_analyze_events_cache_idempotency(app: ServeApp, keys: dict[s
         assert "running" in stages and "succeeded" in stages
         assert events[-1][1]["status"] == "succeeded" and events[-1][1]["result"]["video"]["id"] == vid
         job = wait_job(c, job_id)
-        assert job["status"] == "succeeded" and job["progress"] == 100.0 and job["result"]["video"]["num_frames"] == 50
+        assert (
+            job["status"] == "succeeded"
+            and job["progress"] == 100.0
+            and job["result"]["video"]["num_frames"] == 50
+        )
 
         started = time.perf_counter()
         repeat = c.post("/video/analyze", json={"video_id": vid, "tasks": ["summary"]}).json()
@@ -189,15 +217,23 @@ def test_upload_url_analyze_events_cache_idempotency(app: ServeApp, keys: dict[s
 
 
 def test_streaming_analyze_sends_each_task_result(app: ServeApp, keys: dict[str, str], src: str) -> None:
-    with client(app, keys["anna"]) as c, c.stream(
-            "POST", "/video/analyze/stream", json={"url": f"{src}/b.mp4", "tasks": ["summary", "chapters"]}) as resp:
+    with (
+        client(app, keys["anna"]) as c,
+        c.stream(
+            "POST", "/video/analyze/stream", json={"url": f"{src}/b.mp4", "tasks": ["summary", "chapters"]}
+        ) as resp,
+    ):
         assert resp.status_code == 200 and resp.headers["x-job-id"].startswith("job_")
         events = list(sse(resp.iter_lines()))
     kinds = [k for k, _ in events]
     assert kinds[-1] == "end" and events[-1][1]["status"] == "succeeded"
     tasks = [d["task"] for k, d in events if k == "result"]
-    assert tasks[0] == "video" and events[0][1]["result"]["video"]["duration_s"] == pytest.approx(3.0, abs=0.1)
-    assert {"summary", "chapters"} <= set(tasks)  # a result (or that task's error) per task, as each completes
+    assert tasks[0] == "video" and events[0][1]["result"]["video"]["duration_s"] == pytest.approx(
+        3.0, abs=0.1
+    )
+    assert {"summary", "chapters"} <= set(
+        tasks
+    )  # a result (or that task's error) per task, as each completes
 
 
 def test_multipart_upload_oversize_and_corrupt(app: ServeApp, keys: dict[str, str], media_dir: Path) -> None:
@@ -233,12 +269,28 @@ def test_bad_inputs_get_4xx_with_a_message(app: ServeApp, keys: dict[str, str], 
             assert _err(r)
             r = c.post("/video/analyze", json={"url": bad})
             assert r.status_code == 403, (bad, r.text)
-        r = c.post("/video/analyze", json={"url": f"{src}/a.mp4", "callback_url": "http://169.254.169.254/hook"})
+        r = c.post(
+            "/video/analyze", json={"url": f"{src}/a.mp4", "callback_url": "http://169.254.169.254/hook"}
+        )
         assert r.status_code == 403
         r = c.post("/video/upload", json={"url": f"{src}/a.mp4", "extra": 1})
         assert r.status_code == 422 and "extra" in _err(r)
-        r = c.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": [
-            {"type": "video_url", "video_url": {"url": "http://127.0.0.2:1/x.mp4", "bogus": 1}}]}]})
+        r = c.post(
+            "/v1/chat/completions",
+            json={
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "video_url",
+                                "video_url": {"url": "http://127.0.0.2:1/x.mp4", "bogus": 1},
+                            }
+                        ],
+                    }
+                ]
+            },
+        )
         assert r.status_code == 422
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
 
@@ -268,20 +320,36 @@ def test_openai_client_chat_with_video_streamed(app: ServeApp, keys: dict[str, s
 
     oai = openai.OpenAI(base_url=app.url + "/v1", api_key=keys["anna"], max_retries=0)
     assert "vidray" in [m.id for m in oai.models.list().data]
-    messages: Any = [{"role": "user", "content": [
-        {"type": "text", "text": "How long is this video and what resolution?"},
-        {"type": "video_url", "video_url": {"url": f"{src}/a.mp4"}},
-    ]}]
-    stream = oai.chat.completions.create(model="vidray", messages=messages, stream=True)
+    messages: Any = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "How long is this video and what resolution?"},
+                {"type": "video_url", "video_url": {"url": f"{src}/a.mp4"}},
+            ],
+        }
+    ]
+    # the extractive model answers only with measured facts, so its text is checkable
+    stream = oai.chat.completions.create(model="vidray-extractive", messages=messages, stream=True)
     pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
     text = "".join(pieces)
     assert len([p for p in pieces if p]) > 3, "expected several streamed deltas"
     assert "2.0 s" in text and "160x120" in text
-    full = oai.chat.completions.create(model="vidray", messages=messages)
+    full = oai.chat.completions.create(model="vidray-extractive", messages=messages)
     assert full.choices[0].message.content == text
+    # the default model goes through models/' router (here: its first available offline backend)
+    routed = oai.chat.completions.create(model="vidray", messages=messages, max_tokens=8)
+    assert routed.choices[0].message.content and routed.model
     with pytest.raises(openai.PermissionDeniedError):
-        oai.chat.completions.create(model="vidray", messages=[{"role": "user", "content": [
-            {"type": "video_url", "video_url": {"url": "http://169.254.169.254/v.mp4"}}]}])  # type: ignore[list-item]
+        oai.chat.completions.create(
+            model="vidray",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "video_url", "video_url": {"url": "http://169.254.169.254/v.mp4"}}],
+                }
+            ],
+        )  # type: ignore[list-item]
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=app.url + "/v1", api_key="vk_wrong", max_retries=0).models.list()
 
@@ -289,7 +357,9 @@ def test_openai_client_chat_with_video_streamed(app: ServeApp, keys: dict[str, s
 # ---------------------------------------------------------------------- cancel, webhooks, queue
 def test_cancel_running_job(app: ServeApp, keys: dict[str, str], src: str) -> None:
     with client(app, keys["anna"]) as c:
-        job_id = c.post("/video/analyze", json={"url": f"{src}/a.mp4", "questions": ["cancel me?"]}).json()["job_id"]
+        job_id = c.post("/video/analyze", json={"url": f"{src}/a.mp4", "questions": ["cancel me?"]}).json()[
+            "job_id"
+        ]
         r = c.post(f"/jobs/{job_id}/cancel")
         assert r.status_code == 200 and r.json()["status"] in ("cancelled", "running")
         assert wait_job(c, job_id)["status"] == "cancelled"
@@ -299,16 +369,22 @@ def test_webhook_is_signed_and_delivered(app: ServeApp, keys: dict[str, str], sr
     from serve.jobs.webhooks import verify
 
     with webhook_receiver() as (hook, received), client(app, keys["anna"]) as c:
-        job_id = c.post("/video/analyze", json={"url": f"{src}/b.mp4", "tasks": ["summary"], "questions": ["hook?"],
-                                                "callback_url": hook}).json()["job_id"]
+        job_id = c.post(
+            "/video/analyze",
+            json={"url": f"{src}/b.mp4", "tasks": ["summary"], "questions": ["hook?"], "callback_url": hook},
+        ).json()["job_id"]
         assert wait_job(c, job_id)["status"] == "succeeded"
         deadline = time.monotonic() + 20
         while not received and time.monotonic() < deadline:
             time.sleep(0.1)
     assert len(received) == 1
     got = received[0]
-    assert verify("test-webhook-secret", got["headers"]["x-vidray-timestamp"], got["body"],
-                  got["headers"]["x-vidray-signature"])
+    assert verify(
+        "test-webhook-secret",
+        got["headers"]["x-vidray-timestamp"],
+        got["body"],
+        got["headers"]["x-vidray-signature"],
+    )
     body = json.loads(got["body"])
     assert body["job_id"] == job_id and body["status"] == "succeeded" and body["result"]["video"]
 
@@ -339,9 +415,13 @@ def test_train_submit_and_status(app: ServeApp, keys: dict[str, str], tmp_path: 
         assert r.status_code == 400 and "name" in _err(r)
         r = c.post("/video/train", json={"config_path": "train/configs/action_tiny_cpu.yaml", "config": {}})
         assert r.status_code == 422
-        r = c.post("/video/train", json={"config_path": str(Path("train/configs/action_tiny_cpu.yaml").resolve()),
-                                         "overrides": ["optim.max_steps=1", f"storage_path={tmp_path}",
-                                                       "name=serve-test"]})
+        r = c.post(
+            "/video/train",
+            json={
+                "config_path": str(Path("train/configs/action_tiny_cpu.yaml").resolve()),
+                "overrides": ["optim.max_steps=1", f"storage_path={tmp_path}", "name=serve-test"],
+            },
+        )
         assert r.status_code == 202, r.text
         train_id = r.json()["train_id"]
         status = c.get(f"/train/{train_id}").json()
@@ -349,10 +429,8 @@ def test_train_submit_and_status(app: ServeApp, keys: dict[str, str], tmp_path: 
     # the run is a real `python -m train.run`; stop it (its own process group) rather than wait for it
     pid_files = list(Path(app.args["overrides"][0].split("=", 1)[1]).glob(f"train/{train_id}/pid"))
     for pid_file in pid_files:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 # ---------------------------------------------------------------------------------- resilience
@@ -360,7 +438,9 @@ def test_replica_killed_mid_job_still_completes(app: ServeApp, keys: dict[str, s
     import ray
 
     with client(app, keys["anna"]) as c:
-        job_id = c.post("/video/analyze", json={"url": f"{src}/a.mp4", "questions": ["kill test"]}).json()["job_id"]
+        job_id = c.post("/video/analyze", json={"url": f"{src}/a.mp4", "questions": ["kill test"]}).json()[
+            "job_id"
+        ]
         deadline = time.monotonic() + 60
         while c.get(f"/jobs/{job_id}").json()["status"] != "running":
             assert time.monotonic() < deadline
@@ -381,8 +461,12 @@ def test_replica_killed_mid_job_still_completes(app: ServeApp, keys: dict[str, s
 
 def test_restart_with_jobs_queued_completes_each_once(app: ServeApp, keys: dict[str, str], src: str) -> None:
     with client(app, keys["anna"]) as c:
-        ids = [c.post("/video/analyze", json={"url": f"{src}/b.mp4", "questions": [f"restart {i}"]}).json()["job_id"]
-               for i in range(8)]
+        ids = [
+            c.post("/video/analyze", json={"url": f"{src}/b.mp4", "questions": [f"restart {i}"]}).json()[
+                "job_id"
+            ]
+            for i in range(8)
+        ]
     app.stop()  # serve.delete: replicas go away with jobs queued (and maybe one running)
     app.start()
     with client(app, keys["anna"]) as c:

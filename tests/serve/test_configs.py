@@ -24,8 +24,11 @@ def test_both_configs_are_shipped() -> None:
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_config_validates(path: Path) -> None:
     doc = yaml.safe_load(path.read_text())
-    schema = ServeDeploySchema.model_validate(doc) if hasattr(ServeDeploySchema, "model_validate") else \
-        ServeDeploySchema.parse_obj(doc)
+    schema = (
+        ServeDeploySchema.model_validate(doc)
+        if hasattr(ServeDeploySchema, "model_validate")
+        else ServeDeploySchema.parse_obj(doc)
+    )
     apps = {a.name: a for a in schema.applications}
     vidray = apps["vidray"]
     module, _, attr = vidray.import_path.partition(":")

@@ -125,8 +125,15 @@ def test_per_user_running_limit(db_url: str) -> None:
 
 
 def _run_dispatcher(store: JobStore, runner: object, n_slots: int = 4) -> Dispatcher:
-    return Dispatcher(store, {"analyze": runner}, slots=n_slots, lease_s=2.0, per_user_running=50,  # type: ignore[dict-item]
-                      max_attempts=3, poll_s=0.02).start()
+    return Dispatcher(
+        store,
+        {"analyze": runner},
+        slots=n_slots,
+        lease_s=2.0,
+        per_user_running=50,  # type: ignore[dict-item]
+        max_attempts=3,
+        poll_s=0.02,
+    ).start()
 
 
 def _wait_all_terminal(store: JobStore, ids: list[str], timeout: float = 30) -> None:

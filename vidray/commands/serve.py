@@ -30,10 +30,14 @@ def _serve(args: argparse.Namespace) -> int:
     if not os.environ.get(settings.admin_key_env):
         key = "vk_" + secrets.token_urlsafe(32)
         os.environ[settings.admin_key_env] = key
-        print(f"vidray serve: no ${settings.admin_key_env} set; admin API key for this run: {key}", file=sys.stderr)
+        print(
+            f"vidray serve: no ${settings.admin_key_env} set; admin API key for this run: {key}",
+            file=sys.stderr,
+        )
 
-    from cluster.ray_runtime import init_ray, shutdown_ray
+    from cluster.ray_runtime import init_ray, shutdown_ray  # before ray: loopback-only local Ray
 
+    # isort: split
     import ray.serve
 
     init_ray()
@@ -42,7 +46,9 @@ def _serve(args: argparse.Namespace) -> int:
 
         ray.serve.start(http_options={"host": args.host, "port": args.port})
         ray.serve.run(build_app(app_args), name="vidray", route_prefix="/", blocking=False)
-        print(f"vidray serve: http://{args.host}:{args.port}  (OpenAPI: /docs; Ctrl-C stops)", file=sys.stderr)
+        print(
+            f"vidray serve: http://{args.host}:{args.port}  (OpenAPI: /docs; Ctrl-C stops)", file=sys.stderr
+        )
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
@@ -54,13 +60,24 @@ def _serve(args: argparse.Namespace) -> int:
             shutdown_ray()
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("serve", help="run the HTTP API (Ray Serve) on 127.0.0.1",
-                       description=(__doc__ or "").split("\n\n")[0])
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the HTTP API (Ray Serve) on 127.0.0.1",
+        description=(__doc__ or "").split("\n\n")[0],
+    )
     p.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="bind address (default loopback; anything else exposes the API to the network)")
-    p.add_argument("--arg", dest="app_args", action="append", default=[], metavar="KEY=VALUE",
-                   help="Serve app setting (serve.settings.ServeSettings), e.g. --arg max_queue_depth=128")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address (default loopback; anything else exposes the API to the network)",
+    )
+    p.add_argument(
+        "--arg",
+        dest="app_args",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Serve app setting (serve.settings.ServeSettings), e.g. --arg max_queue_depth=128",
+    )
     p.set_defaults(func=_serve)
-
