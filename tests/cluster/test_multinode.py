@@ -168,9 +168,8 @@ def test_toy_job_survives_losing_a_worker(cluster: Any, tmp_path: Path) -> None:
 
 
 def test_batch_pipeline_survives_losing_a_worker(cluster: Any, tmp_path: Path, media: Any) -> None:
-    sources = [
-        str(p) for p in (media.scenes.path, media.vfr, media.speech, media.webm_vp9, media.mov, media.avi)
-    ]
+    # Four containers/codecs; more only adds minutes on a 2-core machine.
+    sources = [str(p) for p in (media.scenes.path, media.vfr, media.speech, media.webm_vp9)]
     given, produced, _ = run_killing_a_node(cluster, pipeline_job(sources), tmp_path)
     assert produced == given, "a video produced no frames"
 
