@@ -12,7 +12,7 @@ import argparse
 from vidray.commands._common import print_json, settings_from
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list model backends, their availability and the router order per task")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
