@@ -19,7 +19,7 @@ actor keeps the last few videos' bytes (an LRU of `cache_videos`), so clips of o
 blob read. A clip stored with pre-decoded frames of the requested shape is read, not decoded.
 
 Consume it in Ray Train with `ray.train.get_dataset_shard("train").iter_torch_batches(...)`, or
-locally with `ds.iter_torch_batches(batch_size=8)`. `ClipDataset` is the same rows as a plain
+locally with `ds.iter_torch_batches(batch_size=8, collate_fn=collate_clips)`. `ClipDataset` is the same rows as a plain
 `torch.utils.data.Dataset` (the benchmark baseline, and for users without Ray).
 
 Tiny CPU run:
@@ -257,6 +257,17 @@ def read_clips(
     )
 
 
+def collate_clips(batch: dict[str, np.ndarray]) -> dict[str, Any]:
+    """`iter_torch_batches(collate_fn=collate_clips)`: numeric columns to tensors, strings stay lists.
+
+    Why: Ray's default torch conversion refuses string columns (label, text, ids), which a trainer
+    still wants for logging and text targets.
+    """
+    import torch
+
+    return {k: (v.tolist() if v.dtype.kind in "OUS" else torch.as_tensor(v)) for k, v in batch.items()}
+
+
 class ClipDataset:
     """The same clips as `read_clips`, as a map-style `torch.utils.data.Dataset` (no Ray).
 
@@ -293,4 +304,12 @@ class ClipDataset:
         return self.loader.load(self.rows[i])
 
 
-__all__ = ["AUDIO_RATE", "ClipDataset", "ClipLoader", "clip_filter", "label_names", "read_clips"]
+__all__ = [
+    "AUDIO_RATE",
+    "ClipDataset",
+    "ClipLoader",
+    "clip_filter",
+    "collate_clips",
+    "label_names",
+    "read_clips",
+]

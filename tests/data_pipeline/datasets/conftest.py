@@ -28,8 +28,20 @@ def dmedia(tmp_path_factory: pytest.TempPathFactory) -> DatasetMedia:
     inputs: list[str] = []
     for c in COLORS:
         inputs += ["-f", "lavfi", "-i", f"color=c={c}:s=160x120:r=25:d=1"]
-    samples._ffmpeg([*inputs, "-filter_complex", "[0][1][2]concat=n=3:v=1:a=0", "-c:v", "libx264",
-                     "-pix_fmt", "yuv420p", "-g", "25", str(rgb)])
+    samples._ffmpeg(
+        [
+            *inputs,
+            "-filter_complex",
+            "[0][1][2]concat=n=3:v=1:a=0",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "25",
+            str(rgb),
+        ]
+    )
     return DatasetMedia(
         a=samples.make_video(d / "a.mp4", duration=4),
         b=samples.make_video(d / "b.mp4", duration=3, source="smptebars", acodec=None),
@@ -61,8 +73,16 @@ def s3_server() -> Iterator[S3Server]:
         creds = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **creds)
         client.create_bucket(Bucket="vidray-datasets")
-        yield S3Server(endpoint=endpoint, bucket="vidray-datasets", client=client, storage_options={
-            "aws_endpoint": endpoint, "allow_http": "true", "aws_region": "us-east-1", **creds,
-        })
+        yield S3Server(
+            endpoint=endpoint,
+            bucket="vidray-datasets",
+            client=client,
+            storage_options={
+                "aws_endpoint": endpoint,
+                "allow_http": "true",
+                "aws_region": "us-east-1",
+                **creds,
+            },
+        )
     finally:
         server.stop()

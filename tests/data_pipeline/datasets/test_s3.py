@@ -16,11 +16,19 @@ pytest.importorskip("lance")
 
 
 def test_storage_options_from_aws_environment() -> None:
-    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
-           "AWS_REGION": "eu-west-1"}
-    assert s3_storage_options(env) == {"aws_endpoint": "http://127.0.0.1:9000", "allow_http": "true",
-                                       "aws_access_key_id": "k", "aws_secret_access_key": "s",
-                                       "aws_region": "eu-west-1"}
+    env = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_ACCESS_KEY_ID": "k",
+        "AWS_SECRET_ACCESS_KEY": "s",
+        "AWS_REGION": "eu-west-1",
+    }
+    assert s3_storage_options(env) == {
+        "aws_endpoint": "http://127.0.0.1:9000",
+        "allow_http": "true",
+        "aws_access_key_id": "k",
+        "aws_secret_access_key": "s",
+        "aws_region": "eu-west-1",
+    }
     assert "allow_http" not in s3_storage_options({"AWS_ENDPOINT_URL": "https://s3.example.com"})
     assert resolve("s3://b/p/", storage_options={"x": "1"}).table_uri == "s3://b/p/items.lance"
 
@@ -28,11 +36,17 @@ def test_storage_options_from_aws_environment() -> None:
 def test_s3_round_trip(s3_server, dmedia, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Configure through the standard AWS variables, as a user would.
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.endpoint)
-    for k, v in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"), ("AWS_REGION", "us-east-1")):
+    for k, v in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(k, v)
     uri = f"s3://{s3_server.bucket}/team/pets"
     ds = VideoDataset.create(uri)
-    r = ds.add_video(dmedia.a, clips=[ClipSpec(start=0, end=2, label="bars"), ClipSpec(start=2, end=4, label="x")])
+    r = ds.add_video(
+        dmedia.a, clips=[ClipSpec(start=0, end=2, label="bars"), ClipSpec(start=2, end=4, label="x")]
+    )
     ds.tag("v1")
     ds.delete_video(r.video_sha256)
     ds.add_video(dmedia.b, clips=[ClipSpec(start=0, end=3, label="smpte")])

@@ -16,7 +16,9 @@ pytest.importorskip("lance")
 def test_add_dedupes_videos_by_content_and_versions_every_change(tmp_path: Path, dmedia) -> None:
     ds = VideoDataset.create(tmp_path / "ds")
     v0 = ds.version
-    r1 = ds.add_video(dmedia.a, clips=[ClipSpec(start=0, end=2, label="bars"), ClipSpec(start=2, end=4, split="val")])
+    r1 = ds.add_video(
+        dmedia.a, clips=[ClipSpec(start=0, end=2, label="bars"), ClipSpec(start=2, end=4, split="val")]
+    )
     assert r1.added_video and len(r1.clip_ids) == 2 and ds.version == v0 + 1
     # Same bytes under another name: stored once, only the new clip is added; a repeated range is skipped.
     copy = tmp_path / "copy.mp4"
@@ -33,12 +35,22 @@ def test_add_dedupes_videos_by_content_and_versions_every_change(tmp_path: Path,
 
 def test_find_by_label_split_source_duration_and_text(tmp_path: Path, dmedia) -> None:
     ds = VideoDataset.create(tmp_path / "ds")
-    ds.add_videos([
-        VideoInput(path=dmedia.a, clips=[ClipSpec(start=0, end=1, label="cat", text="a cat jumps on the sofa"),
-                                         ClipSpec(start=1, end=4, label="dog", text="the dog barks")]),
-        VideoInput(path=dmedia.b, source="https://example.org/bars.mp4",
-                   clips=[ClipSpec(start=0, end=3, label="cat", split="val")]),
-    ])
+    ds.add_videos(
+        [
+            VideoInput(
+                path=dmedia.a,
+                clips=[
+                    ClipSpec(start=0, end=1, label="cat", text="a cat jumps on the sofa"),
+                    ClipSpec(start=1, end=4, label="dog", text="the dog barks"),
+                ],
+            ),
+            VideoInput(
+                path=dmedia.b,
+                source="https://example.org/bars.mp4",
+                clips=[ClipSpec(start=0, end=3, label="cat", split="val")],
+            ),
+        ]
+    )
     assert len(ds.clips(label="cat")) == 2
     assert [c.label for c in ds.clips(split="val")] == ["cat"]
     assert [c.split for c in ds.clips(source="example.org")] == ["val"]
@@ -50,7 +62,9 @@ def test_find_by_label_split_source_duration_and_text(tmp_path: Path, dmedia) ->
 
 def test_diff_tags_checkout_and_restore(tmp_path: Path, dmedia) -> None:
     ds = VideoDataset.create(tmp_path / "ds")
-    r = ds.add_video(dmedia.a, clips=[ClipSpec(start=0, end=2, label="a"), ClipSpec(start=2, end=4, label="b")])
+    r = ds.add_video(
+        dmedia.a, clips=[ClipSpec(start=0, end=2, label="a"), ClipSpec(start=2, end=4, label="b")]
+    )
     ds.tag("v1")
     v1 = ds.version
     ds.update_clips([{"id": r.clip_ids[0], "label": "a2"}])
@@ -85,8 +99,17 @@ def test_diff_tags_checkout_and_restore(tmp_path: Path, dmedia) -> None:
 
 def test_labels_and_spans_round_trip_through_lance(tmp_path: Path, dmedia) -> None:
     ds = VideoDataset.create(tmp_path / "ds")
-    r = ds.add_video(dmedia.a, clips=[ClipSpec(start=1, end=3, spans=[Span(start=1.5, end=2, label="x")],
-                                               qa=[QA(question="what?", answer="bars")])])
+    r = ds.add_video(
+        dmedia.a,
+        clips=[
+            ClipSpec(
+                start=1,
+                end=3,
+                spans=[Span(start=1.5, end=2, label="x")],
+                qa=[QA(question="what?", answer="bars")],
+            )
+        ],
+    )
     c = ds.clip(r.clip_ids[0])
     assert c.status == "accepted" and c.spans[0].label == "x" and c.qa[0].answer == "bars"
     assert c.duration_s == pytest.approx(2.0)

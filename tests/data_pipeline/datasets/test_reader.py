@@ -1,0 +1,114 @@
+"""The training reader: correct frames (by colour), shapes, stored frames, audio, and Ray Data streaming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_pipeline.datasets._clip_decode import AUDIO_RATE, decode_clip
+from data_pipeline.datasets.reader import ClipDataset, collate_clips, read_clips
+from data_pipeline.datasets.schema import ClipSpec
+from data_pipeline.datasets.store import VideoDataset
+
+pytest.importorskip("lance")
+
+RGB = {"red": (255, 0, 0), "green": (0, 128, 0), "blue": (0, 0, 255)}  # ffmpeg's named colours
+
+
+def _colour(img: np.ndarray) -> str:
+    mean = img.reshape(-1, 3).mean(axis=0)
+    return min(RGB, key=lambda k: float(np.abs(mean - RGB[k]).sum()))
+
+
+def test_decode_clip_samples_the_right_times(dmedia) -> None:
+    frames = decode_clip(dmedia.rgb, 0.0, 3.0, num_frames=3, size=32)
+    assert frames.shape == (3, 32, 32, 3) and frames.dtype == np.uint8
+    assert [_colour(f) for f in frames] == ["red", "green", "blue"]
+    assert {_colour(f) for f in decode_clip(dmedia.rgb, 1.0, 2.0, num_frames=4, size=16)} == {"green"}
+    assert {_colour(f) for f in decode_clip(dmedia.rgb.read_bytes(), 2.05, 3.0, num_frames=2, size=16)} == {
+        "blue"
+    }
+
+
+@pytest.fixture
+def rgb_dataset(tmp_path: Path, dmedia) -> VideoDataset:
+    ds = VideoDataset.create(tmp_path / "ds")
+    ds.add_video(
+        dmedia.rgb,
+        clips=[
+            ClipSpec(start=0, end=1, label="red"),
+            ClipSpec(start=1, end=2, label="green"),
+            ClipSpec(start=2, end=3, label="blue", split="val"),
+        ],
+        frames=(2, 16),
+    )
+    ds.add_video(dmedia.a, clips=[ClipSpec(start=0, end=2, label="tone")])
+    return ds
+
+
+def test_clip_dataset_shapes_labels_and_audio(rgb_dataset: VideoDataset) -> None:
+    train = ClipDataset(rgb_dataset.uri, num_frames=4, size=24, with_audio=True)
+    assert len(train) == 3 and train.labels == ["blue", "green", "red", "tone"]
+    for i in range(len(train)):
+        item = train[i]
+        assert item["frames"].shape == (4, 24, 24, 3) and item["frames"].dtype == np.uint8
+        assert item["audio"].shape == (2 * AUDIO_RATE,) and item["audio"].dtype == np.float32
+        assert train.labels[item["label_id"]] == item["label"]
+        if item["label"] in RGB:
+            assert {_colour(f) for f in item["frames"]} == {item["label"]}
+        else:
+            assert np.abs(item["audio"]).max() > 0.1  # the sine tone is there
+    val = ClipDataset(rgb_dataset.uri, split="val", num_frames=2, size=16)
+    assert [val[0]["label"]] == ["blue"]
+
+
+def test_stored_frames_are_used_when_the_request_matches(rgb_dataset: VideoDataset) -> None:
+    ds = ClipDataset(rgb_dataset.uri, num_frames=2, size=16, filter="label = 'green'")
+    stored = rgb_dataset.frames(ds.rows[0]["id"])
+    assert stored is not None
+    np.testing.assert_array_equal(ds[0]["frames"], stored)
+    # the torch DataLoader baseline collates the items into tensors
+    torch = pytest.importorskip("torch")
+    batch = next(
+        iter(torch.utils.data.DataLoader(ClipDataset(rgb_dataset.uri, num_frames=2, size=16), batch_size=3))
+    )
+    assert tuple(batch["frames"].shape) == (3, 2, 16, 16, 3) and batch["frames"].dtype == torch.uint8
+
+
+@pytest.mark.integration
+def test_read_clips_streams_decoded_batches_through_ray_data(rgb_dataset: VideoDataset) -> None:
+    from cluster.ray_runtime import LOOPBACK, ray, shutdown_ray
+
+    # address="local": always a private loopback instance. A bare ray.init() joins any Ray that another
+    # process on this machine started (it reads /tmp/ray/ray_current_cluster), which a test must not do.
+    ray.init(
+        address="local",
+        _node_ip_address=LOOPBACK,
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+    try:
+        v = rgb_dataset.version
+        tone = rgb_dataset.clips(label="tone")[0]
+        rgb_dataset.add_clips(
+            tone.video_sha256, [ClipSpec(start=2, end=4, label="later")]
+        )  # newer than v: not read
+        ds = read_clips(rgb_dataset.uri, version=v, num_frames=4, size=32, with_audio=True, batch_size=2)
+        seen: list[str] = []
+        for batch in ds.iter_batches(batch_size=2, batch_format="numpy"):
+            assert batch["frames"].shape[1:] == (4, 32, 32, 3) and batch["frames"].dtype == np.uint8
+            assert batch["audio"].shape[1:] == (2 * AUDIO_RATE,)
+            for label, frames in zip(batch["label"], batch["frames"], strict=True):
+                if label in RGB:
+                    assert {_colour(f) for f in frames} == {label}
+            seen += list(batch["label"])
+        assert sorted(seen) == ["green", "red", "tone"]
+        val = read_clips(rgb_dataset.uri, split="val", num_frames=2, size=16)
+        torch_batch = next(iter(val.iter_torch_batches(batch_size=1, collate_fn=collate_clips)))
+        assert tuple(torch_batch["frames"].shape) == (1, 2, 16, 16, 3) and torch_batch["label"] == ["blue"]
+    finally:
+        shutdown_ray()
