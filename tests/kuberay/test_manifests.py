@@ -264,3 +264,44 @@ def test_pods_mount_the_shared_volume_and_storage_settings() -> None:
             for group, c in _containers(spec):
                 assert {"name": "data", "mountPath": "/data"} in c["volumeMounts"], (doc["kind"], group)
                 assert {"configMapRef": {"name": "vidray-storage"}} in c["envFrom"]
+
+
+def _cpus(quantity: str) -> float:
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def _serve_demand(serve_config: dict[str, Any], which: str) -> tuple[float, int]:
+    """(CPUs, GPUs) the Serve apps ask for with every deployment at its min or max replicas."""
+    cpus, gpus = 0.0, 0
+    for app in serve_config["applications"]:
+        for dep in app.get("deployments", []):
+            replicas = dep.get("autoscaling_config", {}).get(f"{which}_replicas", dep.get("num_replicas", 1))
+            cpus += replicas * dep.get("ray_actor_options", {}).get("num_cpus", 1)
+        for llm in app.get("args", {}).get("llm_configs", []):
+            auto = llm.get("deployment_config", {}).get("autoscaling_config", {})
+            gpus += auto.get(f"{which}_replicas", 1) * llm.get("engine_kwargs", {}).get(
+                "tensor_parallel_size", 1
+            )
+    return cpus, gpus
+
+
+def _capacity(spec: dict[str, Any]) -> tuple[float, int]:
+    cpus, gpus = 0.0, 0
+    for g in spec["workerGroupSpecs"]:
+        limits = g["template"]["spec"]["containers"][0]["resources"]["limits"]
+        cpus += g["maxReplicas"] * _cpus(str(limits["cpu"]))
+        gpus += g["maxReplicas"] * int(limits.get("nvidia.com/gpu", 0))
+    return cpus, gpus
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_serve_apps_fit_the_worker_groups(overlay: str) -> None:
+    """min_replicas must fit, or the app never turns RUNNING and a NewCluster upgrade never switches over."""
+    doc = _rendered(overlay)[("RayService", "vidray-serve")]
+    serve_config = yaml.safe_load(doc["spec"]["serveConfigV2"])
+    cap_cpu, cap_gpu = _capacity(doc["spec"]["rayClusterConfig"])
+    min_cpu, min_gpu = _serve_demand(serve_config, "min")
+    assert min_cpu <= cap_cpu and min_gpu <= cap_gpu, ((min_cpu, min_gpu), (cap_cpu, cap_gpu))
+    if overlay == "overlays/prod":  # prod: every Serve autoscaling ceiling is reachable
+        max_cpu, max_gpu = _serve_demand(serve_config, "max")
+        assert max_cpu <= cap_cpu and max_gpu <= cap_gpu, ((max_cpu, max_gpu), (cap_cpu, cap_gpu))
