@@ -202,7 +202,8 @@ def test_autoscaling_groups_include_gpu(overlay: str) -> None:
 def test_rayservice_rolls_out_without_downtime() -> None:
     spec = _rendered("overlays/prod")[("RayService", "vidray-serve")]["spec"]
     assert spec["upgradeStrategy"]["type"] == "NewCluster"
-    assert spec["rayClusterDeletionDelaySeconds"] >= 60, "the old cluster is the rollback window"
+    timeout = yaml.safe_load(spec["serveConfigV2"])["http_options"]["request_timeout_s"]
+    assert spec["rayClusterDeletionDelaySeconds"] >= timeout, "the old cluster must outlive its longest request"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
