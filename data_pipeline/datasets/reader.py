@@ -168,10 +168,9 @@ class _DecodeActor:
         ]
         # Clips of one video together: one blob read per video even when the LRU is small.
         order = sorted(range(n), key=lambda i: rows[i]["video_sha256"])
-        loaded = [None] * n
-        for i in order:
-            loaded[i] = self.loader.load(rows[i])  # type: ignore[call-overload]
-        return {k: np.stack([d[k] for d in loaded]) for k in loaded[0]}  # type: ignore[index]
+        by_index = {i: self.loader.load(rows[i]) for i in order}
+        loaded = [by_index[i] for i in range(n)]
+        return {k: np.stack([d[k] for d in loaded]) for k in loaded[0]}
 
 
 def _loader_kwargs(

@@ -69,7 +69,7 @@ def _add(args: argparse.Namespace) -> int:
     from data_pipeline.datasets.store import VideoInput
 
     ds = _open(args)
-    ranges = [_parse_clip(c) for c in args.clip] or [None]
+    ranges: list[tuple[float, float | None] | None] = [_parse_clip(c) for c in args.clip] or [None]
     spans = [parse_span(s) for s in args.span]
     qa = [parse_qa(q) for q in args.qa]
 

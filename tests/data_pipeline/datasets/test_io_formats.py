@@ -106,9 +106,10 @@ def test_llava_round_trip_keeps_conversations(source: VideoDataset, tmp_path: Pa
     )
     dst = VideoDataset.create(tmp_path / "dst")
     import_file(dst, path)
-    qa = lambda ds: sorted(
-        (c.start_s, c.end_s, tuple((q.question, q.answer) for q in c.qa)) for c in ds.clips()
-    )  # noqa: E731
+
+    def qa(ds: VideoDataset) -> list[tuple]:
+        return sorted((c.start_s, c.end_s, tuple((q.question, q.answer) for q in c.qa)) for c in ds.clips())
+
     assert qa(dst) == sorted(x for x in qa(source) if x[2])
     # Importing into the source dataset resolves videos by sha256 (no files needed).
     assert import_file(source, path).clips_skipped == 2
@@ -123,7 +124,7 @@ def test_import_reports_missing_videos(tmp_path: Path) -> None:
         import_file(ds, p, skip_missing=False)
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"start": 2, "end": 1}\n')
-    with pytest.raises(InputError, match="bad.jsonl:1"):
+    with pytest.raises(InputError, match=r"bad\.jsonl:1"):
         import_file(ds, bad)
 
 
