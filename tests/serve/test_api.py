@@ -357,9 +357,9 @@ def test_openai_client_chat_with_video_streamed(app: ServeApp, keys: dict[str, s
 # ---------------------------------------------------------------------- cancel, webhooks, queue
 def test_cancel_running_job(app: ServeApp, keys: dict[str, str], src: str) -> None:
     with client(app, keys["anna"]) as c:
-        job_id = c.post("/video/analyze", json={"url": f"{src}/a.mp4", "questions": ["cancel me?"]}).json()[
-            "job_id"
-        ]
+        job_id = c.post(
+            "/video/analyze", json={"url": f"{src}/a.mp4", "tasks": ["summary"], "questions": ["cancel me?"]}
+        ).json()["job_id"]
         r = c.post(f"/jobs/{job_id}/cancel")
         assert r.status_code == 200 and r.json()["status"] in ("cancelled", "running")
         assert wait_job(c, job_id)["status"] == "cancelled"
@@ -393,7 +393,10 @@ def test_queue_depth_answers_429_with_retry_after(app: ServeApp, keys: dict[str,
     accepted, refused = [], None
     with client(app, keys["burst"]) as c:
         for i in range(QUEUE_DEPTH + 10):
-            r = c.post("/video/analyze", json={"url": f"{src}/a.mp4", "questions": [f"burst {i}"]})
+            r = c.post(
+                "/video/analyze",
+                json={"url": f"{src}/a.mp4", "tasks": ["summary"], "questions": [f"burst {i}"]},
+            )
             if r.status_code == 429:
                 refused = r
                 break
@@ -438,9 +441,9 @@ def test_replica_killed_mid_job_still_completes(app: ServeApp, keys: dict[str, s
     import ray
 
     with client(app, keys["anna"]) as c:
-        job_id = c.post("/video/analyze", json={"url": f"{src}/a.mp4", "questions": ["kill test"]}).json()[
-            "job_id"
-        ]
+        job_id = c.post(
+            "/video/analyze", json={"url": f"{src}/a.mp4", "tasks": ["summary"], "questions": ["kill test"]}
+        ).json()["job_id"]
         deadline = time.monotonic() + 60
         while c.get(f"/jobs/{job_id}").json()["status"] != "running":
             assert time.monotonic() < deadline
@@ -462,9 +465,10 @@ def test_replica_killed_mid_job_still_completes(app: ServeApp, keys: dict[str, s
 def test_restart_with_jobs_queued_completes_each_once(app: ServeApp, keys: dict[str, str], src: str) -> None:
     with client(app, keys["anna"]) as c:
         ids = [
-            c.post("/video/analyze", json={"url": f"{src}/b.mp4", "questions": [f"restart {i}"]}).json()[
-                "job_id"
-            ]
+            c.post(
+                "/video/analyze",
+                json={"url": f"{src}/b.mp4", "tasks": ["summary"], "questions": [f"restart {i}"]},
+            ).json()["job_id"]
             for i in range(8)
         ]
     app.stop()  # serve.delete: replicas go away with jobs queued (and maybe one running)

@@ -51,7 +51,9 @@ def test_postgres_app_restart_completes_each_job_once(app: ServeApp, src: str) -
         assert wait_job(c, first["job_id"])["status"] == "succeeded"
         assert c.post("/video/analyze", json={"video_id": vid, "tasks": ["summary"]}).json()["cached"] is True
         ids = [
-            c.post("/video/analyze", json={"video_id": vid, "questions": [f"q{i}"]}).json()["job_id"]
+            c.post(
+                "/video/analyze", json={"video_id": vid, "tasks": ["summary"], "questions": [f"q{i}"]}
+            ).json()["job_id"]
             for i in range(6)
         ]
     app.stop()

@@ -63,3 +63,19 @@ def test_decorator_defaults_declare_autoscaling() -> None:
     for dep in (Ingress, IngestWorker, Analyzer, ModelRouter):
         assert dep._deployment_config.autoscaling_config is not None, dep.name
         assert dep.ray_actor_options["num_cpus"] < 1, dep.name
+
+
+def test_generated_api_docs_are_current() -> None:
+    """docs/api.md and docs/openapi.json are generated; regenerate with the commands in their header."""
+    from serve.api.export_openapi import markdown, spec
+
+    root = Path(__file__).resolve().parents[2]
+    doc = spec()
+    import json
+
+    assert json.loads((root / "docs" / "openapi.json").read_text()) == json.loads(json.dumps(doc)), (
+        "docs/openapi.json is stale: python -m serve.api.export_openapi > docs/openapi.json"
+    )
+    assert (root / "docs" / "api.md").read_text() == markdown(doc), (
+        "docs/api.md is stale: python -m serve.api.export_openapi --markdown > docs/api.md"
+    )
