@@ -22,6 +22,7 @@ from cluster.errors import InputError
 
 _WIN_S = 0.05  # analysis window for silences and peaks: 50 ms resolves word gaps
 _FLOOR_DB = -100.0  # dBFS reported for digital silence (log of 0 is -inf)
+_PREROLL_S = 0.25  # decode this much before a seek target (codec and resampler warm-up)
 _DEFAULT_TB = 1 / 48000  # time base when a stream reports none
 _MAX_PEAKS = 20  # peaks reported; the loudest, at least 1 s apart
 _PEAK_OVER_MEDIAN_DB = 10.0  # a peak stands this far above the median window level
@@ -52,8 +53,10 @@ def _decode_mono(path: str | Path, sample_rate: int, start: float | None) -> Ite
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     tb = float(stream.time_base or _DEFAULT_TB)
     with container:
-        if start is not None and start > 0:
-            container.seek(int(start / tb), stream=stream, backward=True, any_frame=False)
+        if start is not None and start > _PREROLL_S:
+            # Seek early: the codec (AAC/Opus priming) and the resampler's filter need a few ms of
+            # input before their output is exact; the caller trims the lead-in.
+            container.seek(int((start - _PREROLL_S) / tb), stream=stream, backward=True, any_frame=False)
         t_next: float | None = None  # time of the next output sample; fixed at the first frame
         try:
             frames: Iterator[Any] = container.decode(stream)
