@@ -78,6 +78,14 @@ def fit_grid(centers: np.ndarray, cell_guess: float) -> tuple[float, float, floa
 
 
 def _cell_guess(chars: Sequence[CharBox]) -> float:
+    # Best evidence: neighbouring glyphs of one word are exactly one cell apart, centre to centre.
+    by_word: dict[tuple[int, int], list[float]] = {}
+    for c in chars:
+        if c.word >= 0 and len(c.text) == 1:
+            by_word.setdefault((c.line, c.word), []).append(c.x + c.w / 2)
+    steps = [d for xs in by_word.values() for d in np.diff(sorted(xs)) if d > 0]
+    if len(steps) >= 5:
+        return float(np.median(steps))
     wide = [c.w for c in chars if len(c.text) == 1 and c.text in "mwMW"]
     if wide:
         return float(np.median(wide)) * 1.05
