@@ -220,3 +220,65 @@ def test_log_lines_carry_job_and_request_ids() -> None:
     assert inside["job_id"] == "job-1" and inside["request_id"] == "req-9"
     assert inside["msg"] == "decoded 16 frames" and inside["stage"] == "decode" and inside["level"] == "info"
     assert "job_id" not in outside and "request_id" not in outside
+
+
+_EXPORTER = """
+import os, sys, time, urllib.request
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+import ray
+port = int(sys.argv[1])
+ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=1, _metrics_export_port=port,
+         log_to_driver=False)
+from cluster import metric_names as mn
+
+@ray.remote
+def emit():
+    mn.ray_metric(mn.JOBS_SUCCEEDED).inc(1, tags={"task": "qa", "backend": "offline"})
+    mn.ray_metric(mn.STAGE_SECONDS).observe(0.3, tags={"stage": "decode"})
+    mn.ray_metric(mn.QUEUE_CAPACITY).set(64)
+    time.sleep(30)  # stay alive until the agent has exported the values
+
+ref = emit.remote()
+names = set()
+deadline = time.time() + 60
+while time.time() < deadline:
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("ray_vidray_")}
+        if {"ray_vidray_stage_seconds_bucket", "ray_vidray_queue_capacity"} <= names and any(
+                n.startswith("ray_vidray_jobs_succeeded") for n in names):
+            break
+    except OSError:
+        pass
+    time.sleep(1)
+print("NAMES", " ".join(sorted(names)), flush=True)
+ray.cancel(ref, force=True)
+ray.shutdown()
+"""
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_ray_metrics_export_uses_catalogue_names(tmp_path: Path) -> None:
+    """Ray's metrics agent exports `ray_` + the catalogue name, so one relabel rule maps them back."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.cluster import _procs
+
+    port = _procs.free_port()
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", _EXPORTER, str(port)], cwd=ROOT, env=env, capture_output=True, text=True,
+        timeout=240, start_new_session=True,
+    )  # fmt: skip
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("NAMES")), "")
+    names = set(line.split()[1:])
+    assert {"ray_vidray_stage_seconds_bucket", "ray_vidray_queue_capacity"} <= names, (
+        names,
+        proc.stderr[-2000:],
+    )
+    assert "ray_vidray_jobs_succeeded_total" in names, names
+    assert {n.removeprefix("ray_") for n in names} <= mn.known_series()
