@@ -62,12 +62,20 @@ class ServeApp:
         self.running = False
 
     def start(self) -> None:
+        import ray
         import ray.serve
 
         from cluster.ray_runtime import init_ray
         from serve.app import build_app
 
-        init_ray(num_cpus=2)
+        for attempt in range(3):  # Ray gives its raylet a fixed 30 s to register: too short on a loaded box
+            try:
+                init_ray(num_cpus=2)
+                break
+            except Exception as e:
+                if "timed out during startup" not in str(e) or attempt == 2:
+                    raise
+                ray.shutdown()
         ray.serve.start(http_options={"host": "127.0.0.1", "port": self.port})
         ray.serve.run(build_app(self.args), name="vidray", route_prefix="/")
         self.running = True

@@ -181,3 +181,49 @@ def test_webhook_signature_roundtrip() -> None:
     sig = sign("s3cret", "1700000000", b'{"a":1}')
     assert sig.startswith("sha256=") and verify("s3cret", "1700000000", b'{"a":1}', sig)
     assert not verify("other", "1700000000", b'{"a":1}', sig)
+
+
+def test_webhook_retries_with_backoff_until_delivered(tmp_path: object) -> None:
+    import http.server
+    import threading as th
+
+    from serve.jobs.webhooks import deliver_due, deliveries
+
+    hits: list[int] = []
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            hits.append(1)
+            self.send_response(503 if len(hits) < 3 else 200)  # fails twice, then accepts
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    th.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        store = JobStore(f"sqlite:///{tmp_path}/hooks.db")
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        job, _ = store.submit(kind="analyze", owner="u", params={}, callback_url=url)
+        claim = store.claim(worker="w", lease_s=30, per_user_running=4, kinds=KINDS)
+        assert claim is not None
+        store.finish(job["id"], claim.token, status="succeeded", result={"ok": 1})
+        kw = {"secret": "s", "allow_hosts": ["127.0.0.1"], "max_attempts": 5, "backoff_s": 0.1}
+        deadline = time.monotonic() + 10
+        while deliveries(store, job["id"])[0]["status"] == "pending" and time.monotonic() < deadline:
+            deliver_due(store, **kw)  # type: ignore[arg-type]
+            time.sleep(0.05)
+        row = deliveries(store, job["id"])[0]
+        assert row["status"] == "delivered" and row["attempts"] == 3 and len(hits) == 3
+        # a refused (SSRF) callback is never contacted and fails after its attempts
+        job2, _ = store.submit(kind="analyze", owner="u", params={}, callback_url="http://169.254.169.254/x")
+        store.cancel(job2["id"])
+        for _ in range(5):
+            deliver_due(store, **{**kw, "backoff_s": 0.0001})  # type: ignore[arg-type]
+            time.sleep(0.01)
+        assert deliveries(store, job2["id"])[0]["status"] == "failed"
+    finally:
+        server.shutdown()
+        server.server_close()
