@@ -19,7 +19,7 @@ actor keeps the last few videos' bytes (an LRU of `cache_videos`), so clips of o
 blob read. A clip stored with pre-decoded frames of the requested shape is read, not decoded.
 
 Consume it in Ray Train with `ray.train.get_dataset_shard("train").iter_torch_batches(...)`, or
-locally with `ds.iter_torch_batches(batch_size=8, collate_fn=collate_clips)`. `ClipDataset` is the same rows as a plain
+locally with `ds.iter_torch_batches(batch_size=8, collate_fn=torch_collate())`. `ClipDataset` is the same rows as a plain
 `torch.utils.data.Dataset` (the benchmark baseline, and for users without Ray).
 
 Tiny CPU run:
@@ -265,6 +265,13 @@ def collate_clips(batch: dict[str, np.ndarray]) -> dict[str, Any]:
     import torch
 
     return {k: (v.tolist() if v.dtype.kind in "OUS" else torch.as_tensor(v)) for k, v in batch.items()}
+
+
+def torch_collate() -> Any:
+    """The collate object for `ds.iter_torch_batches(collate_fn=torch_collate())` (see `collate_clips`)."""
+    from data_pipeline.datasets._ray_collate import ClipCollate
+
+    return ClipCollate()
 
 
 class ClipDataset:

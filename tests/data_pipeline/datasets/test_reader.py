@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from data_pipeline.datasets._clip_decode import AUDIO_RATE, decode_clip
-from data_pipeline.datasets.reader import ClipDataset, collate_clips, read_clips
+from data_pipeline.datasets.reader import ClipDataset, read_clips, torch_collate
 from data_pipeline.datasets.schema import ClipSpec
 from data_pipeline.datasets.store import VideoDataset
 
@@ -108,7 +108,7 @@ def test_read_clips_streams_decoded_batches_through_ray_data(rgb_dataset: VideoD
             seen += list(batch["label"])
         assert sorted(seen) == ["green", "red", "tone"]
         val = read_clips(rgb_dataset.uri, split="val", num_frames=2, size=16)
-        torch_batch = next(iter(val.iter_torch_batches(batch_size=1, collate_fn=collate_clips)))
+        torch_batch = next(iter(val.iter_torch_batches(batch_size=1, collate_fn=torch_collate())))
         assert tuple(torch_batch["frames"].shape) == (1, 2, 16, 16, 3) and torch_batch["label"] == ["blue"]
     finally:
         shutdown_ray()
