@@ -1,0 +1,128 @@
+"""On-screen text over time: OCR of sampled frames, deduplicated into time spans.
+
+Why sample-then-dedupe: text on screen (slides, code, tickers, UI) changes far more slowly than
+frames. Frames are sampled at `_FPS` (fewer for long videos), a frame whose low-resolution
+thumbnail barely differs from the last OCR'd one reuses that result, and consecutive frames with
+the same text merge into one span with start/end. The result (per-frame line boxes included, for
+code recovery's indentation) is cached by content hash.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_FPS = 1.0  # OCR sampling rate; typing and slide changes are resolved to ~1 s
+_MAX_FRAMES = 900  # a 2 h video is OCR'd at one frame per 8 s rather than 7200 frames
+_SAME_THUMB = 1.5  # mean abs difference (0-255) of 64 px grey thumbnails under which text is unchanged
+_MAX_SIDE = 1280  # OCR needs resolution: 720p code frames are read at native size
+_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ScreenLine:
+    text: str
+    x: int
+    y: int
+    w: int
+    h: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ScreenFrame:
+    """OCR of one sampled frame."""
+
+    t: float
+    lines: list[ScreenLine]
+    width: int
+    height: int
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines)
+
+
+@dataclass(frozen=True)
+class ScreenSpan:
+    """The same on-screen text from `start` to `end` (seconds)."""
+
+    start: float
+    end: float
+    text: str
+
+
+def normalize(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def screen_frames(ctx: Any) -> list[ScreenFrame]:
+    """OCR of frames sampled over the whole video (memoised per analysis, cached on disk)."""
+    return ctx.memo("screen_frames", lambda: _cached(ctx))  # type: ignore[no-any-return]
+
+
+def screen_spans(ctx: Any, *, min_chars: int = 3) -> list[ScreenSpan]:
+    """Consecutive frames with the same (normalised) text merged into spans."""
+    frames = screen_frames(ctx)
+    spans: list[ScreenSpan] = []
+    step = _step(ctx.duration)
+    for i, f in enumerate(frames):
+        text = f.text.strip()
+        end = frames[i + 1].t if i + 1 < len(frames) else min(ctx.duration, f.t + step)
+        if len(normalize(text)) < min_chars:
+            continue
+        if spans and normalize(spans[-1].text) == normalize(text) and abs(spans[-1].end - f.t) < 2 * step:
+            spans[-1] = ScreenSpan(spans[-1].start, end, spans[-1].text)
+        else:
+            spans.append(ScreenSpan(f.t, end, text))
+    return spans
+
+
+def _step(duration: float) -> float:
+    return max(1.0 / _FPS, duration / _MAX_FRAMES)
+
+
+def _cached(ctx: Any) -> list[ScreenFrame]:
+    from analysis._models import router_for
+    from data_pipeline.cache import Cache
+
+    router = router_for(ctx.settings)
+    params = {"v": _VERSION, "order": router.order("ocr"), "fps": _FPS, "max": _MAX_FRAMES, "side": _MAX_SIDE}
+    art = Cache(ctx.settings.cache_dir).get_or_compute(
+        ctx.video.metadata.sha256, "screen_text", params, lambda _out: _ocr_video(ctx, router)
+    )
+    return [ScreenFrame(t=f["t"], width=f["width"], height=f["height"],
+                        lines=[ScreenLine(**line) for line in f["lines"]]) for f in art.value]
+
+
+def _thumb(image: np.ndarray) -> np.ndarray:
+    grey = image.mean(axis=2)
+    h, w = grey.shape
+    sy, sx = max(1, h // 48), max(1, w // 64)
+    return grey[: h - h % sy, : w - w % sx].reshape(h // sy, sy, w // sx, sx).mean(axis=(1, 3))
+
+
+def _ocr_video(ctx: Any, router: Any) -> list[dict[str, Any]]:
+    from data_pipeline.sampling import fps_times
+    from data_pipeline.decode import VideoReader
+
+    out: list[dict[str, Any]] = []
+    with VideoReader(ctx.path, max_side=_MAX_SIDE, threads=ctx.settings.decode.threads) as reader:
+        times = fps_times(reader.begin_s, reader.duration_s, 1.0 / _step(reader.duration_s))
+        last_thumb: np.ndarray | None = None
+        last_lines: list[dict[str, Any]] = []
+        for k in range(0, len(times), 16):  # decode in small batches: bounded memory
+            for frame in reader.frames_at(times[k : k + 16]):
+                thumb = _thumb(frame.image)
+                if last_thumb is None or float(np.abs(thumb - last_thumb).mean()) > _SAME_THUMB:
+                    boxes = router.ocr(frame.image).value
+                    last_lines = [{"text": b.text.rstrip(), "x": b.x, "y": b.y, "w": b.w, "h": b.h,
+                                   "confidence": round(float(b.confidence), 3)} for b in boxes if b.text.strip()]
+                    last_thumb = thumb
+                out.append({"t": round(frame.t, 3), "width": frame.image.shape[1], "height": frame.image.shape[0],
+                            "lines": last_lines})
+            ctx.progress({"stage": "screen_text", "percent": round(100 * min(k + 16, len(times)) / len(times), 1)})
+    return out
