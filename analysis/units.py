@@ -1,0 +1,87 @@
+"""Text units on the timeline: spoken sentences and on-screen text spans, embedded once.
+
+Why sentences: transcript segments from Whisper run 2-10 s and can hold several sentences on
+different points; summaries, chapter boundaries and QA evidence all want sentence-sized spans.
+A segment's sentences get times in proportion to their character offsets, which is within a
+second or so of the true times for ordinary speech.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+@dataclass(frozen=True)
+class Unit:
+    kind: str  # speech | screen
+    start: float
+    end: float
+    text: str
+
+
+def split_sentences(text: str, start: float, end: float) -> list[Unit]:
+    """Sentences of one transcript segment with proportional times."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text.strip()) if p.strip()]
+    if len(parts) <= 1:
+        return [Unit("speech", start, end, text.strip())] if text.strip() else []
+    total = sum(len(p) for p in parts)
+    out, t = [], start
+    for p in parts:
+        dt = (end - start) * len(p) / total
+        out.append(Unit("speech", round(t, 3), round(t + dt, 3), p))
+        t += dt
+    return out
+
+
+def speech_units(ctx: Any) -> list[Unit]:
+    from analysis.transcript import transcribe_video
+
+    def compute() -> list[Unit]:
+        units: list[Unit] = []
+        for seg in transcribe_video(ctx)["segments"]:
+            units += split_sentences(seg.text, seg.start, seg.end)
+        return units
+
+    return ctx.memo("speech_units", compute)  # type: ignore[no-any-return]
+
+
+def screen_units(ctx: Any) -> list[Unit]:
+    from analysis.screen_text import screen_spans
+
+    def compute() -> list[Unit]:
+        return [Unit("screen", s.start, s.end, s.text) for s in screen_spans(ctx)]
+
+    return ctx.memo("screen_units", compute)  # type: ignore[no-any-return]
+
+
+def timeline(ctx: Any) -> list[Unit]:
+    """Speech and screen units merged in time order."""
+    return sorted(speech_units(ctx) + screen_units(ctx), key=lambda u: (u.start, u.kind))
+
+
+def embed_units(ctx: Any, units: list[Unit], name: str) -> np.ndarray:
+    """Unit-norm embeddings of `units` (memoised under `name`)."""
+    from analysis._models import router_for
+
+    def compute() -> np.ndarray:
+        if not units:
+            return np.zeros((0, 384), dtype=np.float32)
+        return np.asarray(router_for(ctx.settings).embed([u.text for u in units]).value, dtype=np.float32)
+
+    return ctx.memo(f"emb:{name}", compute)  # type: ignore[no-any-return]
+
+
+def safe(ctx: Any, fn: Any, default: Any) -> Any:
+    """Run an evidence source that may be unavailable here (no OCR engine, no speech model)."""
+    from cluster.errors import UnavailableError
+
+    try:
+        return fn(ctx)
+    except UnavailableError:
+        return default
