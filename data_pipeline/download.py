@@ -38,6 +38,7 @@ Progress = Callable[[dict[str, Any]], None]
 _NATIVE_PROTOCOLS = frozenset(
     {"http", "https", "m3u8", "m3u8_native", "http_dash_segments", "http_dash_segments_generator"}
 )
+_MAX_PAGE_BYTES = 32 * 1024**2  # a web page read whole while looking for the video; real ones are < 5 MB
 _NETWORK_RETRIES = 2  # each retry may wait a full socket timeout; bounds a stalled server's cost
 
 
@@ -185,7 +186,7 @@ def download(
         "overwrites": True,
         "updatetime": False,
     }
-    with guarded_downloads(allow) as guard:
+    with guarded_downloads(allow, max_read_bytes=min(_MAX_PAGE_BYTES, cap)) as guard:
         try:
             with yt_dlp.YoutubeDL(params) as ydl:
                 info = _single_video(ydl.extract_info(url, download=False), url)

@@ -5,7 +5,8 @@ Start here. `ingest()` sorts the source into one of three flows that end the sam
     URL    check_url (SSRF) -> URL index hit? -> yt-dlp under guarded_downloads, caps enforced while
            downloading -> hash -> _finish
     path   hash -> bytes hit? -> copy into staging -> _finish
-    bytes  size cap -> hash -> bytes hit? -> write into staging -> _finish
+    upload (bytes or an open file) copy into staging under the size cap, hashing as it goes ->
+           bytes hit? -> _finish
     _finish: probe (refuses non-video, corrupt, unsupported) -> duration cap -> optional normalise ->
            store in the content-addressed cache (atomic rename) -> remember the source
 

@@ -34,17 +34,19 @@ import ipaddress
 import socket
 import threading
 import urllib.parse
-from collections.abc import Iterator, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-from cluster.errors import InputError, PolicyError, UnavailableError
+from cluster.errors import InputError, PolicyError, TooLargeError, UnavailableError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOWED_SCHEMES = frozenset({"http", "https"})
+_READ_CHUNK = 1 << 20  # whole-body reads are done in 1 MiB steps so the limit is checked as they grow
 
 # Cloud metadata services, named explicitly so the refusal says what the address is. Most also fall
 # in a non-global range (link-local, ULA, CGNAT), which the generic rule refuses anyway.
@@ -194,14 +196,22 @@ def check_url(url: str, allow_hosts: Sequence[str] | AllowList = ()) -> None:
 # --- layer 2: every connection yt-dlp makes -------------------------------------------------------
 
 
+E = TypeVar("E", bound=InputError)
+
+
 @dataclass
 class GuardState:
-    """The policy active inside one `guarded_downloads` block, and what it refused."""
+    """The policy active inside one `guarded_downloads` block, and what it refused.
+
+    `refusals` holds PolicyErrors (an address or scheme) and TooLargeErrors (a page over
+    `max_read_bytes`); yt-dlp wraps the exception it saw, so callers raise these instead.
+    """
 
     allow: AllowList
-    refusals: list[PolicyError] = field(default_factory=list)
+    max_read_bytes: int | None = None
+    refusals: list[InputError] = field(default_factory=list)
 
-    def refuse(self, error: PolicyError) -> PolicyError:
+    def refuse(self, error: E) -> E:
         self.refusals.append(error)
         return error
 
@@ -214,9 +224,9 @@ _installed = False
 class GuardRefused(ConnectionRefusedError):
     """Raised inside yt-dlp's networking; an OSError so yt-dlp reports it as a transport error."""
 
-    def __init__(self, error: PolicyError) -> None:
+    def __init__(self, error: InputError) -> None:
         super().__init__(str(error))
-        self.policy_error = error
+        self.error = error
 
 
 def _guarded_create_connection(original: Any) -> Any:
@@ -267,6 +277,8 @@ def _install() -> None:
                 (_urllib, "RedirectHandler"),
                 (RequestDirector, "_get_handlers"),
                 (RequestDirector, "send"),
+                (_urllib, "UrllibResponseAdapter"),
+                (_urllib, "HTTPHandler"),
             )
             if not hasattr(obj, name)
         ]
@@ -303,7 +315,66 @@ def _install() -> None:
         RequestDirector._get_handlers = _get_handlers
         RequestDirector.send = send
         _urllib.RedirectHandler.redirect_request = redirect_request
+        _install_read_limits(_urllib)
         _installed = True
+
+
+def _install_read_limits(_urllib: Any) -> None:
+    """Bound whole-body reads and decompression while a policy with `max_read_bytes` is active.
+
+    Why: extractors read a page whole (`response.read()`) before any progress hook runs, and
+    yt-dlp's urllib handler inflates gzip/deflate bodies in one call; a huge or bomb-compressed
+    "page" would otherwise exhaust memory. Reads of a given size (the downloader's blocks) are
+    untouched: the download cap is the progress hook's job.
+    """
+    original_read = _urllib.UrllibResponseAdapter.read
+
+    def read(self: Any, amt: int | None = None) -> bytes:
+        state = _active.get()
+        if state is None or state.max_read_bytes is None or (amt is not None and amt >= 0):
+            return bytes(original_read(self, amt))
+        limit = state.max_read_bytes
+        chunks: list[bytes] = []
+        total = 0
+        while block := original_read(self, _READ_CHUNK):
+            total += len(block)
+            if total > limit:
+                self.close()
+                raise GuardRefused(state.refuse(_page_too_large(str(getattr(self, "url", "")), limit)))
+            chunks.append(block)
+        return b"".join(chunks)
+
+    def bounded(original: Callable[[bytes], bytes], wbits: tuple[int, ...]) -> Any:
+        def decompress(data: bytes) -> bytes:
+            state = _active.get()
+            if state is None or state.max_read_bytes is None or not data:
+                return original(data)
+            limit = state.max_read_bytes
+            error: zlib.error | None = None
+            for wb in wbits:  # deflate bodies come raw or zlib-wrapped; try both like yt-dlp does
+                try:
+                    out = zlib.decompressobj(wb).decompress(data, limit + 1)
+                except zlib.error as e:
+                    error = e
+                    continue
+                if len(out) > limit:
+                    raise GuardRefused(state.refuse(_page_too_large("a compressed response", limit)))
+                return out
+            raise error or zlib.error("cannot decompress")
+
+        return staticmethod(decompress)
+
+    _urllib.UrllibResponseAdapter.read = read
+    _urllib.HTTPHandler.gz = bounded(_urllib.HTTPHandler.gz, (zlib.MAX_WBITS | 16,))
+    _urllib.HTTPHandler.deflate = bounded(_urllib.HTTPHandler.deflate, (-zlib.MAX_WBITS, zlib.MAX_WBITS))
+    # Brotli stays unbounded: yt-dlp only offers it when the optional brotli module is installed.
+
+
+def _page_too_large(what: str, limit: int) -> TooLargeError:
+    return TooLargeError(
+        f"{what} sent a page over {limit:,} bytes while looking for the video; "
+        "pass a direct link to the video or a smaller page"
+    )
 
 
 def _check_request_url(url: str) -> None:
@@ -325,15 +396,21 @@ def _check_request_url(url: str) -> None:
 
 
 @contextmanager
-def guarded_downloads(allow_hosts: Sequence[str] | AllowList = ()) -> Iterator[GuardState]:
+def guarded_downloads(
+    allow_hosts: Sequence[str] | AllowList = (), *, max_read_bytes: int | None = None
+) -> Iterator[GuardState]:
     """Apply the SSRF rule to every connection yt-dlp opens inside the block, in this context.
 
+    Args:
+        allow_hosts: names, IPs or CIDRs trusted although not public.
+        max_read_bytes: refuse a whole-body read (a web page) or a decompressed body above this.
+
     Yields the `GuardState`, whose `refusals` tell a caller that a yt-dlp error (yt-dlp wraps
-    network failures in its own exceptions) was really a policy refusal.
+    network failures in its own exceptions) was really a refusal.
     """
     _install()
     allow = allow_hosts if isinstance(allow_hosts, AllowList) else AllowList.parse(allow_hosts)
-    state = GuardState(allow)
+    state = GuardState(allow, max_read_bytes)
     token = _active.set(state)
     try:
         yield state

@@ -6,6 +6,8 @@ SSRF guard through for them (the guard itself is tested in test_net_guard.py).
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import http.server
 import io
 import json
@@ -107,6 +109,27 @@ class _Tricky(http.server.BaseHTTPRequestHandler):
                     self.wfile.write(b"\0" * 65536)
             except OSError:
                 pass
+        elif path == "/huge.html":  # an endless "page": extractors read pages whole
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"<html><body>" + b"<p>filler</p>" * 5000
+            try:
+                for _ in range(2000):  # ~130 MB at most
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass
+        elif path == "/bomb.html":  # 40 KB on the wire, 40 MB once inflated
+            body = gzip.compress(b"<html><body>" + b" " * (40 * 1024**2), compresslevel=9)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(body)
         elif path == "/drip.mp4":  # a trickle that never trips a socket timeout
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
@@ -354,6 +377,14 @@ def test_stalled_server_times_out(settings: Settings, tricky: str, path: str) ->
         ingest(f"{tricky}{path}", settings)
     assert time.monotonic() - t0 < 20  # a socket timeout per try, a bounded number of tries
     assert _cache_files(settings) == [] and _tmp_leftovers(settings) == []
+
+
+@pytest.mark.parametrize("path", ["/huge.html", "/bomb.html"])
+def test_huge_or_compressed_bomb_pages_are_refused(settings: Settings, tricky: str, path: str) -> None:
+    settings.ingest.max_download_bytes = 4 * 1024**2  # the page limit is min(32 MiB, this)
+    with pytest.raises(TooLargeError, match=r"sent a page over 4,194,304 bytes"):
+        ingest(f"{tricky}{path}", settings)
+    assert _tmp_leftovers(settings) == []
 
 
 def test_deadline_stops_a_slow_drip(settings: Settings, tricky: str) -> None:
