@@ -203,7 +203,9 @@ def test_rayservice_rolls_out_without_downtime() -> None:
     spec = _rendered("overlays/prod")[("RayService", "vidray-serve")]["spec"]
     assert spec["upgradeStrategy"]["type"] == "NewCluster"
     timeout = yaml.safe_load(spec["serveConfigV2"])["http_options"]["request_timeout_s"]
-    assert spec["rayClusterDeletionDelaySeconds"] >= timeout, "the old cluster must outlive its longest request"
+    assert spec["rayClusterDeletionDelaySeconds"] >= timeout, (
+        "the old cluster must outlive its longest request"
+    )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -215,14 +217,29 @@ def test_rayjob_is_the_readme_command_and_cleans_up(overlay: str) -> None:
     assert spec["activeDeadlineSeconds"] > 0
 
 
-def test_readme_submits_the_same_training_command() -> None:
-    readme = _k8s.ROOT / "README.md"
-    if not readme.is_file() or "ray job submit" not in readme.read_text():
-        pytest.skip("README.md has no `ray job submit` line yet")
-    forms = re.findall(r"ray job submit[^\n]*?--\s+(python -m train\.run[^\n`]*)", readme.read_text())
-    if not forms:
-        pytest.skip("README.md submits no train.run job yet")
-    assert TRAIN_ENTRYPOINT in [f.strip() for f in forms], forms
+def test_documented_submit_command_is_the_rayjob_entrypoint() -> None:
+    """README (when it has one) and the recipe's own header submit exactly the RayJob's entrypoint."""
+    docs = [_k8s.ROOT / "README.md", _k8s.ROOT / "train" / "configs" / "action_tiny_cpu.yaml"]
+    found = []
+    for path in docs:
+        text = path.read_text() if path.is_file() else ""
+        found += [
+            f.rstrip(" \\")
+            for f in re.findall(r"ray job submit[^\n]*?--\s+(python -m train\.run[^\n`]*)", text)
+        ]
+    if not found:
+        pytest.skip("neither README.md nor the recipe header has a `ray job submit ... train.run` line yet")
+    assert TRAIN_ENTRYPOINT in [f.strip() for f in found], found
+
+
+def test_rayjob_runs_in_the_image_repo_and_shares_the_recipe_paths() -> None:
+    spec = _rendered("overlays/prod")[("RayJob", "vidray-train")]["spec"]
+    workdir = re.search(r"^WORKDIR\s+(\S+)", (_k8s.KUBERAY / "Dockerfile").read_text(), re.M)
+    assert workdir and yaml.safe_load(spec["runtimeEnvYAML"]) == {"working_dir": workdir.group(1)}
+    for _, c in _containers(spec["rayClusterSpec"]):
+        assert {"name": "data", "mountPath": "/home/ray/.cache/vidray", "subPath": "vidray"} in c[
+            "volumeMounts"
+        ]
 
 
 def test_training_config_exists_once_train_lands() -> None:
