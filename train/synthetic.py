@@ -120,6 +120,7 @@ def render_clip(label: str, rng: np.random.Generator, *, size: int = 64, frames:
         "answer": answer,
         "colour": colour_name,
         "shape": shape,
+        "rgb": [int(c) for c in fg],
     }
     return out, meta
 

@@ -35,7 +35,7 @@ class _TextTasks(_Options):
     qa_weight: float = Field(1.0, ge=0, description="Weight of the video question-answering LM loss.")
     caption_weight: float = Field(0.5, ge=0, description="Weight of the captioning LM loss.")
     cls_weight: float = Field(0.0, ge=0, description="Weight of the action classification head's loss (0 = no head).")
-    vocab_size: int = Field(400, ge=64, description="Size of the BPE tokenizer trained offline on the dataset's text.")
+    vocab_size: int = Field(512, ge=300, description="Size of the BPE tokenizer trained offline on the dataset's text.")
     max_text_tokens: int = Field(24, ge=4, description="Text tokens per prompt or answer (truncated).")
 
 
@@ -63,7 +63,7 @@ class VideoBERTOptions(_Options):
     """Recipe 4: masked prediction over quantised visual tokens + transcript tokens."""
 
     codebook_size: int = Field(32, ge=2, description="k-means centroids = visual vocabulary.")
-    vocab_size: int = Field(300, ge=64, description="Text BPE vocabulary size.")
+    vocab_size: int = Field(512, ge=300, description="Text BPE vocabulary size.")
     hidden_size: int = Field(64, ge=16, description="BERT hidden size.")
     layers: int = Field(2, ge=1, description="BERT layers.")
     mask_prob: float = Field(0.15, gt=0, lt=1, description="Fraction of tokens masked per sequence.")
