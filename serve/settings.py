@@ -66,6 +66,11 @@ class ServeSettings(BaseModel):
         description="Ray dashboard/Jobs API address for POST /video/train (env RAY_JOBS_ADDRESS); "
         "without one the trainer runs as a local subprocess.",
     )
+    chat_offline_llm: bool = Field(
+        False,
+        description="Let the chat endpoint answer with a small offline LLM (SmolLM2) when it is the only one "
+        "available; off by default: it loads slowly on CPU and answers poorly, so the extractive answer is used.",
+    )
     debug_stage_delay_s: float = Field(
         0.0,
         ge=0,

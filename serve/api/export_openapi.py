@@ -75,7 +75,7 @@ def _roles() -> dict[tuple[str, str], str]:
             name = getattr(dep.call, "__name__", "")
             if name.startswith("role_"):
                 role = name[5:]
-        for method in route.methods:
+        for method in route.methods or ():
             out[(method, route.path)] = role
     return out
 

@@ -87,13 +87,25 @@ class ModelRouter:
         routed = self.router.stream(msgs, max_tokens=max_tokens)
         return str(routed.model or routed.backend), iter(routed)
 
+    def _router_usable(self) -> bool:
+        """Whether the router's first available chat backend is one we want answering HTTP chat."""
+        for name in self.router.order("chat"):
+            if self.router.availability(name).ok:
+                return (
+                    bool(getattr(self.router.backend(name), "network", False))
+                    or self.settings.chat_offline_llm
+                )
+        return False
+
     async def chat_stream(
         self, messages: list[dict[str, str]], attachments: list[str], model: str, max_tokens: int
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield {"delta", "model"} text pieces."""
-        if self.router is not None and model != EXTRACTIVE:
+        if self.router is not None and model != EXTRACTIVE and await asyncio.to_thread(self._router_usable):
             try:
-                answering, it = await asyncio.to_thread(self._router_stream, messages, attachments, max_tokens)
+                answering, it = await asyncio.to_thread(
+                    self._router_stream, messages, attachments, max_tokens
+                )
                 first = await asyncio.to_thread(next, it, None)
                 if first is not None:
                     yield {"delta": first, "model": answering}
