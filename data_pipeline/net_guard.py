@@ -328,21 +328,32 @@ def _install_read_limits(_urllib: Any) -> None:
     untouched: the download cap is the progress hook's job.
     """
     original_read = _urllib.UrllibResponseAdapter.read
+    original_http_response = _urllib.HTTPHandler.http_response
 
     def read(self: Any, amt: int | None = None) -> bytes:
         state = _active.get()
         if state is None or state.max_read_bytes is None or (amt is not None and amt >= 0):
             return bytes(original_read(self, amt))
-        limit = state.max_read_bytes
-        chunks: list[bytes] = []
-        total = 0
-        while block := original_read(self, _READ_CHUNK):
-            total += len(block)
-            if total > limit:
-                self.close()
-                raise GuardRefused(state.refuse(_page_too_large(str(getattr(self, "url", "")), limit)))
-            chunks.append(block)
-        return b"".join(chunks)
+        try:
+            return _read_bounded(functools.partial(original_read, self), state, str(getattr(self, "url", "")))
+        except GuardRefused:
+            self.close()
+            raise
+
+    def http_response(self: Any, req: Any, resp: Any) -> Any:
+        # An encoded body is read whole (then inflated) before yt-dlp sees the response: bound it.
+        state = _active.get()
+        if state is not None and state.max_read_bytes is not None and resp.headers.get("Content-Encoding"):
+            raw_read = resp.read
+            url = str(getattr(resp, "url", "") or req.get_full_url())
+
+            def bounded_read(amt: int | None = None) -> bytes:
+                if amt is not None and amt >= 0:
+                    return bytes(raw_read(amt))
+                return _read_bounded(raw_read, state, url)
+
+            resp.read = bounded_read
+        return original_http_response(self, req, resp)
 
     def bounded(original: Callable[[bytes], bytes], wbits: tuple[int, ...]) -> Any:
         def decompress(data: bytes) -> bytes:
@@ -365,9 +376,23 @@ def _install_read_limits(_urllib: Any) -> None:
         return staticmethod(decompress)
 
     _urllib.UrllibResponseAdapter.read = read
+    _urllib.HTTPHandler.http_response = _urllib.HTTPHandler.https_response = http_response
     _urllib.HTTPHandler.gz = bounded(_urllib.HTTPHandler.gz, (zlib.MAX_WBITS | 16,))
     _urllib.HTTPHandler.deflate = bounded(_urllib.HTTPHandler.deflate, (-zlib.MAX_WBITS, zlib.MAX_WBITS))
     # Brotli stays unbounded: yt-dlp only offers it when the optional brotli module is installed.
+
+
+def _read_bounded(read: Callable[[int], bytes], state: GuardState, what: str) -> bytes:
+    """Read to the end in 1 MiB steps; refuse once the total passes `state.max_read_bytes`."""
+    limit = state.max_read_bytes or 0
+    chunks: list[bytes] = []
+    total = 0
+    while block := read(_READ_CHUNK):
+        total += len(block)
+        if total > limit:
+            raise GuardRefused(state.refuse(_page_too_large(what, limit)))
+        chunks.append(block)
+    return b"".join(chunks)
 
 
 def _page_too_large(what: str, limit: int) -> TooLargeError:

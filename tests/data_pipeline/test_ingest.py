@@ -130,6 +130,19 @@ class _Tricky(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             with contextlib.suppress(OSError):
                 self.wfile.write(body)
+        elif path == "/gzip-stream.html":  # an endless encoded body: read whole before inflating
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = os.urandom(65536)  # incompressible, so the wire carries the full size
+            try:
+                for _ in range(1600):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass
         elif path == "/drip.mp4":  # a trickle that never trips a socket timeout
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
@@ -379,7 +392,7 @@ def test_stalled_server_times_out(settings: Settings, tricky: str, path: str) ->
     assert _cache_files(settings) == [] and _tmp_leftovers(settings) == []
 
 
-@pytest.mark.parametrize("path", ["/huge.html", "/bomb.html"])
+@pytest.mark.parametrize("path", ["/huge.html", "/bomb.html", "/gzip-stream.html"])
 def test_huge_or_compressed_bomb_pages_are_refused(settings: Settings, tricky: str, path: str) -> None:
     settings.ingest.max_download_bytes = 4 * 1024**2  # the page limit is min(32 MiB, this)
     with pytest.raises(TooLargeError, match=r"sent a page over 4,194,304 bytes"):
