@@ -182,6 +182,37 @@ class Cache:
             raise OSError(f"storing video {sha256} in {self.root} failed")
         return stored
 
+    def remove_video(self, sha256: str) -> bool:
+        """Drop a video and its artifacts (index entries pointing at it are then ignored).
+
+        Each directory is first renamed into tmp/ (atomic), so readers never see half of it.
+        Returns whether the video was stored.
+        """
+        found = False
+        with self.lock(f"video:{sha256}"):
+            for d in (self.video_dir(sha256), self.artifacts_dir / sha256[:2] / sha256):
+                trash = self.tmp_dir / f"trash-{uuid.uuid4().hex[:12]}"
+                try:
+                    os.rename(d, trash)
+                except FileNotFoundError:
+                    continue
+                found = found or d.parent.parent == self.videos_dir
+                shutil.rmtree(trash, ignore_errors=True)
+        return found
+
+    def usage(self) -> dict[str, int]:
+        """Bytes on disk per section (videos, artifacts, index, tmp): for status pages and eviction."""
+        out: dict[str, int] = {}
+        for name, d in (("videos", self.videos_dir), ("artifacts", self.artifacts_dir),
+                        ("index", self.index_dir), ("tmp", self.tmp_dir)):  # fmt: skip
+            total = 0
+            for p in d.rglob("*"):
+                with contextlib.suppress(FileNotFoundError):
+                    if p.is_file():
+                        total += p.stat().st_size
+            out[name] = total
+        return out
+
     # --- source index (URL + options, or original bytes -> sha) -----------------------------------
 
     def _index_path(self, key: str) -> Path:

@@ -108,7 +108,7 @@ def ingest(
         InputError: not found, not a video, corrupt, unsupported codec, unreachable or stalled.
     """
     settings = settings or load_settings()
-    cache = Cache(settings.cache_dir)
+    cache = _cache(settings)
     emit = _emitter(progress)
     start = time.perf_counter()
     if isinstance(source, bytes | bytearray | memoryview) or hasattr(source, "read"):
@@ -139,6 +139,17 @@ def ingest(
     mn.get(mn.INGEST_SECONDS).labels(source=kind).observe(time.perf_counter() - start)
     emit({"stage": "done", "video_id": result.video_id, "cached": result.cached})
     return result
+
+
+_cleaned: set[Path] = set()
+
+
+def _cache(settings: Settings) -> Cache:
+    cache = Cache(settings.cache_dir)
+    if cache.root not in _cleaned:  # once per process: staging left by crashed processes
+        _cleaned.add(cache.root)
+        cache.cleanup_stale()
+    return cache
 
 
 def _emitter(progress: Progress | None) -> Progress:

@@ -160,3 +160,19 @@ def test_two_processes_compute_an_artifact_once(tmp_path: Path) -> None:
     assert log.read_text() == "computed\n"
     assert sorted(outs) == [["42", "False"], ["42", "True"]]
     assert list((tmp_path / "c" / "tmp").iterdir()) == []
+
+
+def test_remove_video_and_usage(tmp_path: Path) -> None:
+    cache = Cache(tmp_path)
+    src, sha = _stage_file(cache, b"v" * 1000)
+    cache.put_video(src, sha, {"sha256": sha})
+    cache.get_or_compute(sha, "frames", {}, lambda out: (out / "f.bin").write_bytes(b"f" * 200) and None)
+    key = canonical_key({"url": "u"})
+    cache.remember(key, sha)
+    use = cache.usage()
+    assert use["videos"] >= 1000 and use["artifacts"] >= 200 and use["index"] > 0 and use["tmp"] == 0
+    assert cache.remove_video(sha)
+    assert cache.get_video(sha) is None and cache.lookup(key) is None
+    assert not cache.artifact_dir(sha, "frames", {}).exists()
+    assert not cache.remove_video(sha)
+    assert cache.usage()["videos"] == 0 and list(cache.tmp_dir.iterdir()) == []
