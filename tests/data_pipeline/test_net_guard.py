@@ -126,7 +126,7 @@ class _Redirector(http.server.BaseHTTPRequestHandler):
 class _Counting(samples._RangeHandler):
     hits: list[str] = []  # noqa: RUF012 - read by the tests
 
-    def send_head(self):  # type: ignore[no-untyped-def]
+    def send_head(self) -> Any:
         _Counting.hits.append(self.path)
         return super().send_head()
 
