@@ -280,6 +280,20 @@ def test_format_options_follow_settings() -> None:
     assert opts["format_sort"] == ["res:480"] and opts["merge_output_format"] == "webm/mkv"
 
 
+def test_max_height_picks_the_smaller_source(settings: Settings, server: str, files: Files) -> None:
+    """A page offering 240p and 120p sources: the cap picks 120p; no cap picks the best."""
+    samples.make_video(files.dir / "big.mp4", duration=1, size=(320, 240), fps=10, acodec=None)
+    samples.make_video(files.dir / "small.mp4", duration=1, size=(160, 120), fps=10, acodec=None)
+    (files.dir / "multi.html").write_text(
+        "<html><head><title>Multi</title></head><body><video controls>"
+        '<source src="big.mp4" type="video/mp4" res="240"><source src="small.mp4" type="video/mp4" res="120">'
+        "</video></body></html>"
+    )
+    assert ingest(f"{server}/multi.html", settings).metadata.height == 240
+    settings.ingest.max_height = 200
+    assert ingest(f"{server}/multi.html", settings).metadata.height == 120
+
+
 def test_format_options_change_the_url_cache_key(settings: Settings, server: str) -> None:
     ingest(f"{server}/clip.mp4", settings)
     other = settings.model_copy(deep=True)
