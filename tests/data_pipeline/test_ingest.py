@@ -414,6 +414,23 @@ def test_huge_or_compressed_bomb_pages_are_refused(settings: Settings, tricky: s
     assert _tmp_leftovers(settings) == []
 
 
+class _Cancelled(Exception):
+    pass
+
+
+def test_a_raising_progress_callback_cancels_cleanly(settings: Settings, server: str) -> None:
+    """Job runners cancel by raising from `progress`: the exception comes back, nothing is kept."""
+
+    def cancel(event: dict) -> None:
+        if event["stage"] == "download":
+            raise _Cancelled("job cancelled")
+
+    with pytest.raises(_Cancelled):
+        ingest(f"{server}/clip.webm", settings, progress=cancel)
+    assert _cache_files(settings) == [] and _tmp_leftovers(settings) == []
+    assert not ingest(f"{server}/clip.webm", settings).cached  # nothing half-stored to hit
+
+
 def test_deadline_stops_a_slow_drip(settings: Settings, tricky: str) -> None:
     t0 = time.monotonic()
     with pytest.raises(InputError, match=r"took longer than 1 s"):
