@@ -98,7 +98,8 @@ def ingest(
             server (it must then be an http(s) URL); the CLI keeps the default.
         progress: called with small dicts: `{"stage": "download", "downloaded_bytes", "total_bytes",
             "fraction", "speed", "eta"}`, `{"stage": "probe"}`, `{"stage": "normalize"}`,
-            `{"stage": "done", "video_id", "cached"}`.
+            `{"stage": "done", "video_id", "cached"}`. An exception it raises cancels the ingest
+            (it propagates unchanged; nothing is stored).
         deadline_s: abort a download still running after this many seconds (a slow-drip server
             never trips the per-read socket timeout).
 
