@@ -22,6 +22,9 @@ URL must be http(s) (urllib's FTP handler would dial through ftplib), and so mus
 Callers also pass `compat_opts=['prefer-legacy-http-handler']` and disable proxies
 (`yt_dlp_params()`), since a proxy would dial the target on our behalf.
 
+With `max_read_bytes`, the block also bounds what is read whole (an extractor reading a page, a
+gzip body inflated in one call), so a huge page or a compression bomb cannot exhaust memory.
+
 The policy lives in a contextvar, so it covers the thread (or asyncio task) that entered the
 block; yt-dlp downloads run in the caller's thread when `concurrent_fragment_downloads` is 1.
 """
