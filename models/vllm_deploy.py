@@ -16,6 +16,7 @@ built by scripts/build_vllm_venv.sh).
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from cluster.optional import require
@@ -48,10 +49,18 @@ def llm_config(
     return llm.LLMConfig(**kwargs)
 
 
-def build_app(configs: list[Any]) -> Any:
-    """The Ray Serve application: an OpenAI-compatible ingress (`/v1/chat/completions`, `/v1/models`) over the models."""
+def build_app(configs: list[Any], *, ingress_num_cpus: float | None = None) -> Any:
+    """The Ray Serve application: an OpenAI-compatible ingress (`/v1/chat/completions`, `/v1/models`) over the models.
+
+    `ingress_num_cpus` overrides the ingress replica's CPU reservation (default 1). Why: on a
+    small CPU node the LLM replica already reserves 2 CPUs (1 for the replica actor + 1 for the
+    engine bundle), so a 1-CPU ingress would never be scheduled on a 2-core machine.
+    """
     llm = require("ray.serve.llm", "gpu")
-    return llm.build_openai_app({"llm_configs": configs})
+    args: dict[str, Any] = {"llm_configs": configs}
+    if ingress_num_cpus is not None:
+        args["ingress_deployment_config"] = {"ray_actor_options": {"num_cpus": ingress_num_cpus}}
+    return llm.build_openai_app(args)
 
 
 def serve(
@@ -68,20 +77,16 @@ def serve(
     """Start (or join) Ray, then run the app on `host:port` until interrupted."""
     from cluster.ray_runtime import init_ray
 
-    init_ray()
+    # CPU mode on a local Ray: reserve at least 4 logical CPUs. Ray's CPU counts are scheduling
+    # tokens, not threads (vLLM's CPU engine sizes its own OpenMP pool), and the LLM replica alone
+    # reserves 2 of them, so a 2-core machine would otherwise have none left for Serve's helpers.
+    init_ray(num_cpus=max(4, os.cpu_count() or 1) if cpu else None)
     import ray.serve
 
-    app = build_app(
-        [
-            llm_config(
-                model_id,
-                model_source,
-                cpu=cpu,
-                accelerator_type=accelerator_type,
-                engine_kwargs=engine_kwargs,
-            )
-        ]
+    config = llm_config(
+        model_id, model_source, cpu=cpu, accelerator_type=accelerator_type, engine_kwargs=engine_kwargs
     )
+    app = build_app([config], ingress_num_cpus=0.1 if cpu else None)
     ray.serve.start(http_options={"host": host, "port": port})
     ray.serve.run(app, blocking=blocking)
 
