@@ -31,6 +31,7 @@ _SNAP_S = 2.5
 _TEXT_COVERAGE = 0.3
 _MIN_CHAPTER_FRACTION = 0.04  # no chapter shorter than 4% of the video (or _MIN_CHAPTER_S)
 _MIN_CHAPTER_S = 4.0
+_LOUD_OVER_MEDIAN_DB = 15.0
 
 
 def chapter_bounds(ctx: Any) -> list[float]:
@@ -162,6 +163,8 @@ def key_moments(ctx: Any, limit: int = 10) -> list[KeyMoment]:
     if feats is not None and feats.loudness_db:
         med = float(np.median(feats.loudness_db))
         for p in feats.peaks[:5]:
+            if p.db - med < _LOUD_OVER_MEDIAN_DB:  # ordinary syllables peak ~10 dB over the median
+                continue
             score = float(min(0.8, 0.4 + (p.db - med) / 40))
             moments.append(KeyMoment(t=round(p.t, 3), label="loud moment", score=round(score, 3),
                                      why=f"audio peak {p.db:.0f} dBFS, {p.db - med:.0f} dB over the median"))

@@ -24,11 +24,7 @@ _LEXICAL_WEIGHT = 0.35  # share of the lexical score in the hybrid; embeddings c
 _TAG_MIN_SCORE = 0.15  # ImageNet tags under this probability are noise on real frames
 _WORD = re.compile(r"[a-z0-9_]+(?:['.][a-z0-9_]+)*")
 _STOP = frozenset(
-    "a an the of to in on at for and or but is are was were be been being it its this that these those with "
-    "as by from what when where which who whom how why does do did has have had not no yes there their they "
-    "he she we you i me my our your his her them than then so if into about after before during over under "
-    "again first last many much any some all each can could would should will shall may might must video "
-    "said say says show shown shows appear appears happen happens time times".split()
+    ["a", "an", "the", "of", "to", "in", "on", "at", "for", "and", "or", "but", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "with", "as", "by", "from", "what", "when", "where", "which", "who", "whom", "how", "why", "does", "do", "did", "has", "have", "had", "not", "no", "yes", "there", "their", "they", "he", "she", "we", "you", "i", "me", "my", "our", "your", "his", "her", "them", "than", "then", "so", "if", "into", "about", "after", "before", "during", "over", "under", "again", "first", "last", "many", "much", "any", "some", "all", "each", "can", "could", "would", "should", "will", "shall", "may", "might", "must", "video", "said", "say", "says", "show", "shown", "shows", "appear", "appears", "happen", "happens", "time", "times"]
 )
 
 

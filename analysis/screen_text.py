@@ -106,8 +106,8 @@ def _thumb(image: np.ndarray) -> np.ndarray:
 
 
 def _ocr_video(ctx: Any, router: Any) -> list[dict[str, Any]]:
-    from data_pipeline.sampling import fps_times
     from data_pipeline.decode import VideoReader
+    from data_pipeline.sampling import fps_times
 
     out: list[dict[str, Any]] = []
     with VideoReader(ctx.path, max_side=_MAX_SIDE, threads=ctx.settings.decode.threads) as reader:

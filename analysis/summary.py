@@ -78,10 +78,10 @@ def generative_summary(ctx: Any, draft: str, length: str, style: str) -> tuple[s
     """Rewrite with a capable configured model; None when only weak/offline generators exist."""
     from analysis._models import router_for
     from cluster.errors import UnavailableError
-    from models.base import ChatMessage
+    from models.base import ChatMessage, Kind
 
     router = router_for(ctx.settings)
-    strong = [n for n in router.order("summary") if n not in _WEAK_GENERATORS and router.availability(n).ok]
+    strong = [n for n in router.order("summary", Kind.TEXT_GENERATION) if n not in _WEAK_GENERATORS and router.availability(n).ok]
     if not strong:
         return None
     titles = "; ".join(f"{_fmt(c.start)} {c.title}" for c in build_chapters(ctx))

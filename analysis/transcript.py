@@ -14,7 +14,7 @@ from analysis.schema import TranscriptSegment
 from cluster.errors import InputError
 
 _WINDOW_S = 300.0  # 5 min of 16 kHz float32 = 19 MB; Whisper's own 30 s chunking runs inside
-_VERSION = 1
+_VERSION = 2  # 2: word times stored beside the segments
 
 
 def transcribe_video(ctx: Any) -> dict[str, Any]:
@@ -46,6 +46,7 @@ def _transcribe(ctx: Any, router: Any) -> dict[str, Any]:
     from data_pipeline.audio import iter_audio
 
     segments: list[dict[str, Any]] = []
+    words: list[list[Any]] = []  # [start, end, text]: sentence-level evidence needs word times
     language, backend = ctx.request.language, "none"
     total = max(ctx.duration, 1e-6)
     for start, samples in iter_audio(ctx.path, sample_rate=16000, chunk_s=_WINDOW_S):
@@ -60,7 +61,8 @@ def _transcribe(ctx: Any, router: Any) -> dict[str, Any]:
             if text:
                 segments.append({"start": round(start + seg.start, 3), "end": round(start + seg.end, 3),
                                  "text": text, "confidence": seg.confidence})
-    return {"language": language, "backend": backend, "segments": segments}
+                words += [[round(start + w.start, 3), round(start + w.end, 3), w.text] for w in seg.words]
+    return {"language": language, "backend": backend, "segments": segments, "words": words}
 
 
 def run(ctx: Any) -> dict[str, Any]:

@@ -39,12 +39,30 @@ def split_sentences(text: str, start: float, end: float) -> list[Unit]:
     return out
 
 
+def sentences_from_words(words: list[list[Any]], max_words: int = 40) -> list[Unit]:
+    """Sentences with exact times from aligned words: a sentence ends at . ! ? (or every `max_words`)."""
+    units: list[Unit] = []
+    cur: list[list[Any]] = []
+    for w in words:
+        cur.append(w)
+        text = str(w[2])
+        if text.endswith((".", "!", "?")) or len(cur) >= max_words:
+            units.append(Unit("speech", float(cur[0][0]), float(cur[-1][1]), " ".join(str(x[2]) for x in cur)))
+            cur = []
+    if cur:
+        units.append(Unit("speech", float(cur[0][0]), float(cur[-1][1]), " ".join(str(x[2]) for x in cur)))
+    return units
+
+
 def speech_units(ctx: Any) -> list[Unit]:
     from analysis.transcript import transcribe_video
 
     def compute() -> list[Unit]:
+        t = transcribe_video(ctx)
+        if t.get("words"):
+            return sentences_from_words(t["words"])
         units: list[Unit] = []
-        for seg in transcribe_video(ctx)["segments"]:
+        for seg in t["segments"]:
             units += split_sentences(seg.text, seg.start, seg.end)
         return units
 

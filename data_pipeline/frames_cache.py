@@ -13,7 +13,6 @@ from typing import Any
 from cluster.config import Settings
 from data_pipeline.cache import Cache
 
-_SCENES_VERSION = 1  # bump when the detector changes so stale cached cuts are not reused
 _FRAMES_VERSION = 1
 
 
@@ -52,9 +51,9 @@ def sampled_frames_dir(video: Any, spec: Any, settings: Settings, *, image_forma
 
 def cached_scenes(video: Any, settings: Settings) -> Any:
     """Scene cuts of `video` (`data_pipeline.scenes.SceneResult`), detected once."""
-    from data_pipeline.scenes import SceneResult, detect_scenes
+    from data_pipeline.scenes import DETECTOR_VERSION, SceneResult, detect_scenes
 
-    params = {"v": _SCENES_VERSION}
+    params = {"v": DETECTOR_VERSION}  # a changed detector never reuses stale cached cuts
     art = _cache(settings).get_or_compute(
         video.metadata.sha256, "scenes", params, lambda _out: detect_scenes(video.path).model_dump(mode="json")
     )

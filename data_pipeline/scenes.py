@@ -13,6 +13,8 @@ How it works (one pass, bounded memory):
    the median score of the `_WINDOW` frames on either side (adaptive: fast motion or a noisy shot
    raises its own bar), and (c) above `min_score` (an absolute floor so a still shot's tiny
    changes, whose median is ~0, never count).
+   A second rule catches cuts between still images (slides, screen pages), whose score is small
+   but enormous against a local median of ~0: see `_still_cut`.
 4. Cuts closer than `min_scene_s` to the previous cut (or to the start) are merged, keeping the
    stronger one: flashes and single-frame glitches do not make scenes.
 
@@ -31,11 +33,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from cluster.errors import InputError
 from data_pipeline.decode import VideoReader
 
+DETECTOR_VERSION = 2  # cached cuts are keyed by this: bump when detection changes
 DEFAULT_THRESHOLD = 3.0  # score / local median; real cuts measured 10-100x, fast pans 1-2x
 DEFAULT_MIN_SCORE = 0.08  # generated and real cuts score >= 0.15; in-shot motion rarely > 0.05
 _WINDOW = 6  # frames each side for the local median: ~0.25 s at 24 fps, short enough to adapt
 _BINS = 4  # histogram levels per RGB channel (64 bins): coarse, so lighting flicker does not count
 _EPS = 0.004  # keeps the ratio finite on still shots (median 0); ~1/255 luma
+# Slides and screen pages: the next slide often differs only in text on the same background (scores
+# 0.01-0.03, under DEFAULT_MIN_SCORE), but the frames around it are identical (median ~1e-4).
+_STILL_MIN_SCORE = 0.008
+_STILL_BASE = 0.0015  # "still": the local median change is under ~0.4/255 per pixel
+_STILL_RATIO = 30.0
 
 
 class Scene(BaseModel):
@@ -93,6 +101,11 @@ def frame_scores(path: str | Path, *, max_side: int = 96,
     return np.concatenate(scores), np.asarray(times, dtype=np.float64), end
 
 
+def _still_cut(score: float, base: float) -> bool:
+    """A cut between two still images (slides, screen pages): tiny score, but huge over a ~0 median."""
+    return score >= _STILL_MIN_SCORE and base < _STILL_BASE and score >= _STILL_RATIO * max(base, 1e-5)
+
+
 def pick_cuts(scores: np.ndarray, times: np.ndarray, *, threshold: float = DEFAULT_THRESHOLD,
               min_score: float = DEFAULT_MIN_SCORE, min_scene_s: float = 0.5) -> list[float]:
     """Cut times from per-frame scores (steps 3 and 4 of the module docstring)."""
@@ -100,14 +113,14 @@ def pick_cuts(scores: np.ndarray, times: np.ndarray, *, threshold: float = DEFAU
     candidates: list[tuple[float, float]] = []  # (time, score)
     for i in range(1, n):
         s = float(scores[i])
-        if s < min_score:
+        if s < min(min_score, _STILL_MIN_SCORE):
             continue
         lo, hi = max(1, i - _WINDOW), min(n, i + _WINDOW + 1)
         if s < scores[lo:hi].max():
             continue  # not the local maximum
         around = np.concatenate([scores[lo:i], scores[i + 1:hi]])
         base = float(np.median(around)) if len(around) else 0.0
-        if s >= threshold * (base + _EPS):
+        if s >= threshold * (base + _EPS) or _still_cut(s, base):
             candidates.append((float(times[i]), s))
     cuts: list[tuple[float, float]] = []
     start = float(times[0])

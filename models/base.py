@@ -111,13 +111,28 @@ class Availability:
 
 
 @dataclass(frozen=True)
+class Word:
+    """One recognised word with its own times (backends that align words fill these)."""
+
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+
+
+@dataclass(frozen=True)
 class Segment:
-    """A stretch of speech, times in seconds from the start of the audio; `confidence` in [0, 1]."""
+    """A stretch of speech, times in seconds from the start of the audio; `confidence` in [0, 1].
+
+    `words` is empty unless the backend aligns words; sentence-level evidence (QA, chapters) uses
+    word times when present because segment boundaries fall mid-sentence.
+    """
 
     start: float
     end: float
     text: str
     confidence: float = 1.0
+    words: tuple[Word, ...] = ()
 
 
 @dataclass(frozen=True)

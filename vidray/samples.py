@@ -199,3 +199,68 @@ def serve_directory(directory: str | Path, host: str = "127.0.0.1") -> Iterator[
     finally:
         server.shutdown()
         server.server_close()
+
+
+_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+_MONO = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
+
+
+def render_slide(path: str | Path, title: str, lines: Sequence[str] = (), *, size: tuple[int, int] = (1280, 720),
+                 bg: tuple[int, int, int] = (250, 250, 250), fg: tuple[int, int, int] = (20, 20, 20)) -> Path:
+    """A slide image: a large title and optional body lines (DejaVu Sans)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    img = Image.new("RGB", size, bg)
+    draw = ImageDraw.Draw(img)
+    scale = size[1] / 720
+    draw.text((int(80 * scale), int(80 * scale)), title, fill=fg, font=ImageFont.truetype(_FONT, int(64 * scale)))
+    body = ImageFont.truetype(_FONT, int(36 * scale))
+    for i, line in enumerate(lines):
+        draw.text((int(80 * scale), int((220 + 60 * i) * scale)), line, fill=fg, font=body)
+    img.save(path)
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class TopicVideo:
+    path: Path
+    boundaries: list[float]  # true start time of each topic after the first
+    spans: list[tuple[float, float]]  # (start, end) of each topic
+    titles: list[str]
+
+
+_PALETTE = [(250, 250, 250), (225, 240, 255), (255, 240, 220), (230, 255, 230), (245, 230, 255), (255, 255, 215)]
+
+
+def make_topic_video(path: str | Path, topics: Sequence[tuple[str, str]], *, size: tuple[int, int] = (640, 360),
+                     gap_s: float = 0.6, body: Sequence[Sequence[str]] | None = None) -> TopicVideo:
+    """One slide per topic (title on screen) narrated by espeak-ng; topics joined with hard cuts.
+
+    Args:
+        topics: (title, narration) per topic.
+        gap_s: silence after each narration before the next topic starts.
+        body: optional body lines shown under each title.
+    """
+    path = Path(path)
+    work = path.with_name(path.stem + "_parts")
+    work.mkdir(parents=True, exist_ok=True)
+    parts, spans, t = [], [], 0.0
+    for i, (title, narration) in enumerate(topics):
+        slide = render_slide(work / f"s{i}.png", title, (body[i] if body else ()), size=size,
+                             bg=_PALETTE[i % len(_PALETTE)])
+        wav = speak(narration, work / f"s{i}.wav")
+        part = work / f"p{i}.mp4"
+        _ffmpeg(["-loop", "1", "-framerate", "25", "-i", str(slide), "-i", str(wav),
+                 "-af", f"apad=pad_dur={gap_s}", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-tune", "stillimage",
+                 "-c:a", "aac", "-ar", "44100", "-ac", "1", "-shortest", "-video_track_timescale", "12800", str(part)])
+        from data_pipeline.probe import probe
+
+        dur = probe(part).duration_s
+        parts.append(part)
+        spans.append((t, t + dur))
+        t += dur
+    listing = work / "list.txt"
+    listing.write_text("".join(f"file '{p.name}'\n" for p in parts))
+    _ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy", str(path)])
+    shutil.rmtree(work, ignore_errors=True)
+    return TopicVideo(path, [s for s, _ in spans[1:]], spans, [title for title, _ in topics])

