@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -130,7 +131,9 @@ class Router:
             data_dir = data_dir or settings.data_dir
         else:
             self.models = settings or ModelsSettings()
-            self.offline = bool(offline)
+            # without full Settings, still honour VIDRAY_OFFLINE: offline must never be opt-in by accident
+            env_offline = os.environ.get("VIDRAY_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+            self.offline = env_offline if offline is None else offline
         self._sleep = sleep
         self._clock = clock
         self._rng = rng or random.Random()
@@ -522,7 +525,7 @@ class Router:
             tries += 1
             try:
                 value = call(b)
-            except UnavailableError as e:
+            except UnavailableError as e:  # typed backend failures (and missing extras/models) fall back
                 msg = str(e)
                 if not isinstance(
                     e, MissingCredentials
@@ -546,6 +549,9 @@ class Router:
                     delay = max(delay, e.retry_after)
                 self._sleep(delay)
                 continue
+            except BaseException:  # a bug or an interrupt: no verdict on the backend's health
+                breaker.release()
+                raise
             breaker.success()
             if limiter is not None and isinstance(value, Generation):
                 limiter.settle(est.total_tokens, value.usage.total_tokens)
