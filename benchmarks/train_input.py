@@ -10,6 +10,8 @@ Questions answered (one run, one dataset version, the same clips and decode code
    a GPU node) fed by synthetic in-memory batches (no input) and by each pipeline. "wait" is the
    time a step spent waiting for its batch. `--real-step` replaces the sleep with a tiny 3D-conv
    forward/backward on the CPU (then decode and training share the same 2 cores).
+3. With `--stored-frames`: the same through Ray Data from a dataset whose clips were added with
+   pre-decoded frames (`vidray dataset add --frames 8x112`), so the reader reads instead of decoding.
 
 Target: input clips/s >= 1.5x the trainer's consumption (batch_size / step time), so the trainer
 never starves (wait ≈ 0).
@@ -78,12 +80,15 @@ def make_videos(n: int, seconds: int) -> list[Path]:
     return out
 
 
-def build_dataset(videos: list[Path], clip_s: float) -> tuple[str, int, float]:
+def build_dataset(
+    videos: list[Path], clip_s: float, frames: tuple[int, int] | None = None
+) -> tuple[str, int, float]:
+    """A fresh dataset of `clip_s` clips; with `frames`, each clip also stores pre-decoded frames."""
     from data_pipeline.datasets.schema import ClipSpec
     from data_pipeline.datasets.store import VideoDataset, VideoInput
     from data_pipeline.probe import probe
 
-    root = CACHE / "dataset"
+    root = CACHE / ("dataset_frames" if frames else "dataset")
     shutil.rmtree(root, ignore_errors=True)
     t = time.perf_counter()
     ds = VideoDataset.create(root)
@@ -93,7 +98,7 @@ def build_dataset(videos: list[Path], clip_s: float) -> tuple[str, int, float]:
         n = int(meta.duration_s // clip_s)
         clips = [ClipSpec(start=k * clip_s, end=(k + 1) * clip_s, label=f"class{i % 4}") for k in range(n)]
         items.append(VideoInput(path=v, clips=clips, metadata=meta))
-    ds.add_videos(items)
+    ds.add_videos(items, frames=frames)
     return str(root), len(ds.clips()), time.perf_counter() - t
 
 
@@ -226,6 +231,11 @@ def main() -> int:
     ap.add_argument("--step-ms", type=float, default=1000.0, help="simulated accelerator step per batch")
     ap.add_argument("--real-step", action="store_true", help="tiny 3D-conv step on the CPU instead of sleep")
     ap.add_argument("--audio", action="store_true", help="also decode 16 kHz audio per clip")
+    ap.add_argument(
+        "--stored-frames",
+        action="store_true",
+        help="also measure a dataset whose clips store pre-decoded frames (`add --frames`)",
+    )
     ap.add_argument("--json", help="write the results here too")
     args = ap.parse_args()
 
@@ -239,6 +249,12 @@ def main() -> int:
         "dataset_build_s": round(build_s, 2),
     }
     print(f"dataset: {n_clips} clips, built in {build_s:.1f}s", flush=True)
+    uri_frames = ""
+    if args.stored_frames:
+        uri_frames, _, res["dataset_with_frames_build_s"] = build_dataset(
+            make_videos(args.videos, args.seconds), args.clip_seconds, (args.num_frames, args.size)
+        )
+        print(f"dataset with stored frames built in {res['dataset_with_frames_build_s']:.1f}s", flush=True)
     # address="local": a private loopback Ray even if another process on the machine runs one.
     ray.init(
         address="local",
@@ -248,21 +264,24 @@ def main() -> int:
         configure_logging=False,
     )
     try:
-        for name, fn in (("torch_dataloader", torch_batches), ("ray_data", ray_batches)):
+        runs = [("torch_dataloader", torch_batches, uri), ("ray_data", ray_batches, uri)]
+        if args.stored_frames:
+            runs.append(("ray_data_stored_frames", ray_batches, uri_frames))
+        for name, fn, where in runs:
             for epoch in range(args.epochs):
-                r = timed_epoch(fn(uri, args))
+                r = timed_epoch(fn(where, args))
                 res[f"{name}_epoch{epoch + 1}"] = r
                 print(name, epoch + 1, r, flush=True)
         step = make_step(args)
         max_steps = n_clips // args.batch_size
         res["train_no_input"] = train(synthetic(args, max_steps), step, max_steps)
         print("train_no_input", res["train_no_input"], flush=True)
-        for name, fn in (("train_torch_dataloader", torch_batches), ("train_ray_data", ray_batches)):
-            res[name] = train(fn(uri, args), step, max_steps)
-            print(name, res[name], flush=True)
+        for name, fn, where in runs:
+            res[f"train_{name}"] = train(fn(where, args), step, max_steps)
+            print(f"train_{name}", res[f"train_{name}"], flush=True)
         consume = args.batch_size / (res["train_no_input"]["step_ms"] / 1000)
         last = args.epochs
-        for name in ("torch_dataloader", "ray_data"):
+        for name, _, _ in runs:
             res[f"{name}_input_over_consumption"] = round(
                 res[f"{name}_epoch{last}"]["steady_clips_per_s"] / consume, 2
             )

@@ -39,8 +39,9 @@ from cluster.config import Settings
 from cluster.errors import InputError
 from cluster.optional import require
 from data_pipeline.datasets._clip_decode import AUDIO_RATE, decode_audio, decode_clip
+from data_pipeline.datasets._rows import lit
 from data_pipeline.datasets.schema import KIND_CLIP, SPLITS
-from data_pipeline.datasets.store import VideoDataset, lit
+from data_pipeline.datasets.store import VideoDataset
 
 ROW_COLUMNS = ["id", "video_sha256", "start_s", "end_s", "duration_s", "label", "text", "frames_shape"]
 _DECODE_CPUS = 0.5  # per decode actor: fractional so read tasks and several decoders fit on 2 cores
@@ -96,6 +97,10 @@ class ClipLoader:
         self.cache_videos = cache_videos
         self._ds: Any = None
         self._videos: OrderedDict[str, bytes] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Never ship an open Lance handle (it owns a Tokio runtime) or cached bytes to another process.
+        return {**self.__dict__, "_ds": None, "_videos": OrderedDict()}
 
     def _lance(self) -> Any:
         if self._ds is None:
@@ -279,6 +284,8 @@ class ClipDataset:
 
     Rows are listed once at construction; each worker process opens its own Lance handle on first
     `__getitem__`. Items are dicts of numpy arrays/str; the default collate turns them into tensors.
+    Use `DataLoader(..., multiprocessing_context="spawn")` (or "forkserver") with workers: Lance
+    runs a multi-threaded Tokio runtime, and a forked child of a process that used it can crash.
     """
 
     def __init__(

@@ -204,3 +204,26 @@ def clip_id(video_sha256: str, start: float, end: float) -> str:
 
 # Columns whose change makes a clip "changed" in a diff (annotation content, not bookkeeping).
 ANNOTATION_COLUMNS = ("split", "label", "text", "spans", "qa", "status", "start_s", "end_s", "frames_shape")
+
+
+class AddResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    video_sha256: str
+    added_video: bool = Field(description="False when the file was already stored (same sha256).")
+    clip_ids: list[str] = Field(description="Clips added by this call.")
+    skipped_clips: list[str] = Field(default_factory=list, description="Clips that already existed.")
+    version: int
+
+
+class DeleteResult(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    video_sha256: str
+    clips_deleted: int
+    version: int
+    purged: bool = False
+    pinned_by_tags: list[str] = Field(
+        default_factory=list,
+        description="Tags whose (older) version still holds the video; purge keeps their files.",
+    )

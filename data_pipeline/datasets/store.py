@@ -21,23 +21,32 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from cluster.config import Settings
 from cluster.errors import InputError, NotFoundError
 from cluster.optional import require
+from data_pipeline.datasets._rows import (
+    clip_row,
+    lit,
+    now,
+    rows_to_table,
+    video_from_row,
+    video_row,
+)
 from data_pipeline.datasets.location import Location, resolve
 from data_pipeline.datasets.schema import (
     ANNOTATION_COLUMNS,
     KIND_CLIP,
     KIND_VIDEO,
+    AddResult,
     Clip,
     ClipSpec,
+    DeleteResult,
     DiffResult,
     VersionInfo,
     Video,
@@ -57,38 +66,6 @@ _INDICES: tuple[tuple[str, str], ...] = (
     ("text", "INVERTED"),  # full-text search over captions
 )
 _END_TOLERANCE_S = 0.5  # a clip may end this much past the probed duration (container rounding)
-
-
-def lit(value: str) -> str:
-    """A SQL string literal for Lance filters (single quotes doubled)."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class AddResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    video_sha256: str
-    added_video: bool = Field(description="False when the file was already stored (same sha256).")
-    clip_ids: list[str] = Field(description="Clips added by this call.")
-    skipped_clips: list[str] = Field(default_factory=list, description="Clips that already existed.")
-    version: int
-
-
-class DeleteResult(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    video_sha256: str
-    clips_deleted: int
-    version: int
-    purged: bool = False
-    pinned_by_tags: list[str] = Field(
-        default_factory=list,
-        description="Tags whose (older) version still holds the video; purge keeps their files.",
-    )
 
 
 @dataclass
@@ -266,7 +243,7 @@ class VideoDataset:
             t0, t1 = float(meta.start_s), float(meta.start_s + meta.duration_s)
             added = sha not in seen_videos and not self._has_video(sha)
             if added:
-                rows.append(_video_row(item.path.read_bytes(), meta, source, item.title))
+                rows.append(video_row(item.path.read_bytes(), meta, source, item.title))
         elif item.sha256:
             sha, name, added = item.sha256, item.sha256[:12], False
             if sha not in seen_videos:
@@ -294,7 +271,7 @@ class VideoDataset:
             fr = None
             if frames and item.path is not None:
                 fr = decode_clip(item.path, spec.start, end, num_frames=frames[0], size=frames[1])
-            rows.append(_clip_row(cid, sha, spec, end, source, fr))
+            rows.append(clip_row(cid, sha, spec, end, source, fr))
             taken.add(cid)
             new_ids.append(cid)
         return sha, added, new_ids, skipped
@@ -302,7 +279,7 @@ class VideoDataset:
     def _append(self, rows: list[dict[str, Any]], message: str) -> None:
         lance = require("lance", "train")
         lance.write_dataset(
-            _rows_to_table(rows),
+            rows_to_table(rows),
             self._ds,
             mode="append",
             commit_message=message,
@@ -333,7 +310,7 @@ class VideoDataset:
         schema = arrow_schema()
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
         for u in updates:
-            row = {**u, "updated_at": _now()}
+            row = {**u, "updated_at": now()}
             groups.setdefault(tuple(sorted(row)), []).append(row)
         for cols, rows in groups.items():
             fields = [schema.field(c) for c in cols]
@@ -390,13 +367,13 @@ class VideoDataset:
 
     def videos(self) -> list[Video]:
         rows = self._scan(f"kind = {lit(KIND_VIDEO)}")
-        return [_video_from_row(r) for r in rows]
+        return [video_from_row(r) for r in rows]
 
     def video(self, sha256: str) -> Video:
         rows = self._scan(f"kind = {lit(KIND_VIDEO)} AND id = {lit(sha256)}")
         if not rows:
             raise NotFoundError(f"no video {sha256} in {self.uri} (version {self.version})")
-        return _video_from_row(rows[0])
+        return video_from_row(rows[0])
 
     def video_metadata(self, sha256: str) -> dict[str, Any]:
         rows = self._scan(f"kind = {lit(KIND_VIDEO)} AND id = {lit(sha256)}", columns=["metadata_json"])
@@ -624,77 +601,3 @@ def _exists(loc: Location) -> bool:
     except (OSError, ValueError):
         return False
     return True
-
-
-def _video_row(data: bytes, meta: Any, source: str, title: str | None) -> dict[str, Any]:
-    return {
-        "id": meta.sha256,
-        "kind": KIND_VIDEO,
-        "video_sha256": meta.sha256,
-        "start_s": float(meta.start_s),
-        "end_s": float(meta.start_s + meta.duration_s),
-        "duration_s": float(meta.duration_s),
-        "source": source,
-        "title": title or meta.title,
-        "width": meta.width,
-        "height": meta.height,
-        "fps": float(meta.fps),
-        "size_bytes": len(data),
-        "metadata_json": meta.model_dump_json(),
-        "updated_at": _now(),
-        "video": data,
-        "frames": None,
-    }
-
-
-def _clip_row(
-    cid: str, sha: str, spec: ClipSpec, end: float, source: str | None, frames: np.ndarray | None
-) -> dict[str, Any]:
-    labelled = bool(spec.label or spec.text or spec.spans or spec.qa)
-    return {
-        "id": cid,
-        "kind": KIND_CLIP,
-        "video_sha256": sha,
-        "start_s": float(spec.start),
-        "end_s": float(end),
-        "duration_s": round(float(end) - float(spec.start), 6),
-        "split": spec.split,
-        "label": spec.label,
-        "text": spec.text,
-        "spans": [s.model_dump() for s in spec.spans],
-        "qa": [q.model_dump() for q in spec.qa],
-        "status": spec.status or ("accepted" if labelled else "unlabeled"),
-        "source": source,
-        "frames_shape": list(frames.shape) if frames is not None else None,
-        "updated_at": _now(),
-        "video": None,
-        "frames": frames.tobytes() if frames is not None else None,
-    }
-
-
-def _rows_to_table(rows: list[dict[str, Any]]) -> Any:
-    import lance
-    import pyarrow as pa
-
-    schema = arrow_schema()
-    arrays = []
-    for f in schema:
-        values = [r.get(f.name) for r in rows]
-        arrays.append(
-            lance.blob_array(values) if f.name in ("video", "frames") else pa.array(values, type=f.type)
-        )
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _video_from_row(r: dict[str, Any]) -> Video:
-    return Video(
-        sha256=r["id"],
-        source=r["source"],
-        title=r["title"],
-        start_s=r["start_s"] or 0.0,
-        duration_s=r["duration_s"] or 0.0,
-        width=r["width"] or 0,
-        height=r["height"] or 0,
-        fps=r["fps"] or 0.0,
-        size_bytes=r["size_bytes"] or 0,
-    )
