@@ -67,11 +67,18 @@ def run_analysis(
             )
             continue
         done += 1
+        out = _jsonable(out)  # tasks may return pydantic models/dataclasses; the DB stores JSON
         doc.update(out)
         progress_cb(f"task:{name}", round(100.0 * done / total, 1), {"task": name, "result": out})
     if errors:
         doc["errors"] = errors
     return doc
+
+
+def _jsonable(value: Any) -> Any:
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value, fallback=str)
 
 
 def _metadata_only(

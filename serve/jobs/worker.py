@@ -102,7 +102,16 @@ def _run(
                 on_error(f"internal error: {type(e).__name__}: {e}")
             ex.finish("failed", error=f"internal error: {type(e).__name__}: {e}", error_status=500)
             return "failed"
-        return "succeeded" if ex.finish("succeeded", result=result) else "lost"
+        try:
+            return "succeeded" if ex.finish("succeeded", result=result) else "lost"
+        except Exception as e:  # e.g. a result the database cannot store: fail it now, do not retry
+            log.exception("storing the result failed")
+            ex.finish(
+                "failed",
+                error=f"internal error: the result could not be stored: {type(e).__name__}: {e}"[:2000],
+                error_status=500,
+            )
+            return "failed"
 
 
 def execute_ingest(
