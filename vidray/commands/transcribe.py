@@ -28,8 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--srt", metavar="FILE", help="also write SubRip subtitles to FILE")
     p.add_argument("--language", help="spoken language code, e.g. en (default: detect or the model's)")
     p.add_argument("--backend", help="a backend name (see `vidray models`) instead of the router's order")
-    p.add_argument("--chunk-s", type=float, default=300.0,
-                   help="audio seconds per model call; cuts move to the nearest pause (default 300)")
+    p.add_argument(
+        "--chunk-s",
+        type=float,
+        default=300.0,
+        help="audio seconds per model call; cuts move to the nearest pause (default 300)",
+    )
     p.set_defaults(func=run)
 
 
@@ -37,10 +41,13 @@ def run(args: argparse.Namespace) -> int:
     from cluster.errors import InputError
 
     if not args.chunk_s >= 10:
-        raise InputError(f"--chunk-s {args.chunk_s}: use at least 10 seconds (pauses are searched in the last 5)")
+        raise InputError(
+            f"--chunk-s {args.chunk_s}: use at least 10 seconds (pauses are searched in the last 5)"
+        )
     settings = settings_from(args)
-    doc = transcribe_source(args.source, settings, language=args.language, backend=args.backend,
-                            chunk_s=args.chunk_s)
+    doc = transcribe_source(
+        args.source, settings, language=args.language, backend=args.backend, chunk_s=args.chunk_s
+    )
     if args.srt:
         with atomic_path(args.srt) as tmp:
             Path(tmp).write_text(to_srt(doc["segments"]), encoding="utf-8")
@@ -52,8 +59,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def transcribe_source(source: str, settings: Any, *, language: str | None = None, backend: str | None = None,
-                      chunk_s: float = 300.0) -> dict[str, Any]:
+def transcribe_source(
+    source: str,
+    settings: Any,
+    *,
+    language: str | None = None,
+    backend: str | None = None,
+    chunk_s: float = 300.0,
+) -> dict[str, Any]:
     """Ingest `source`, transcribe its audio chunk by chunk, and return the command's JSON document."""
     from data_pipeline.audio import iter_audio
     from data_pipeline.ingest import ingest
@@ -74,8 +87,11 @@ def transcribe_source(source: str, settings: Any, *, language: str | None = None
         for transcript, t0 in transcribe_chunks(iter_audio(video.path, chunk_s=chunk_s), one):
             if transcript.segments:
                 languages[transcript.language] += len(transcript.segments)
-            segments += [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip()}
-                         for s in offset_segments(transcript, t0) if s.text.strip()]
+            segments += [
+                {"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip()}
+                for s in offset_segments(transcript, t0)
+                if s.text.strip()
+            ]
     finally:
         close()
     return {
@@ -89,10 +105,13 @@ def transcribe_source(source: str, settings: Any, *, language: str | None = None
 def _transcriber(settings: Any, backend: str | None, language: str | None) -> tuple[Any, Any]:
     """(piece -> (Transcript, backend name), close): a named backend, or the router's order."""
     if backend:
-        from cluster.errors import UnavailableError
+        from cluster.errors import InputError, UnavailableError
         from models import registry
+        from models.base import SpeechToText
 
         b = registry.create(backend, settings.models)
+        if not isinstance(b, SpeechToText):
+            raise InputError(f"backend {backend!r} is not a speech-to-text backend; see `vidray models`")
         ok = b.availability()
         if not ok.ok:
             raise UnavailableError(f"backend {backend!r} cannot run here: {ok.reason}")
@@ -118,6 +137,8 @@ def _clock(seconds: float, sep: str) -> str:
 
 def to_srt(segments: list[dict[str, Any]]) -> str:
     """SubRip text: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, blank line between cues."""
-    cues = [f"{i}\n{_clock(s['start'], ',')} --> {_clock(s['end'], ',')}\n{s['text']}\n"
-            for i, s in enumerate(segments, 1)]
+    cues = [
+        f"{i}\n{_clock(s['start'], ',')} --> {_clock(s['end'], ',')}\n{s['text']}\n"
+        for i, s in enumerate(segments, 1)
+    ]
     return "\n".join(cues)

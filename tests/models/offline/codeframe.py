@@ -42,8 +42,16 @@ THEMES = {
 _KEYWORDS = {"import", "from", "class", "def", "return", "if", "not", "for", "in", "raise", "None"}
 
 
-def render_code(code: str = CODE, theme: str = "dark", *, size: int = 20, left: int = 40, top: int = 24,
-                width: int = 1280, height: int = 720) -> np.ndarray:
+def render_code(
+    code: str = CODE,
+    theme: str = "dark",
+    *,
+    size: int = 20,
+    left: int = 40,
+    top: int = 24,
+    width: int = 1280,
+    height: int = 720,
+) -> np.ndarray:
     """Draw `code` in a monospace font with simple keyword colouring; return HxWx3 uint8 RGB."""
     colors = THEMES[theme]
     img = Image.new("RGB", (width, height), colors["bg"])
@@ -54,7 +62,9 @@ def render_code(code: str = CODE, theme: str = "dark", *, size: int = 20, left: 
     for row, line in enumerate(code.splitlines()):
         col = 0
         for token in _tokens(line):
-            color = colors["kw"] if token in _KEYWORDS else colors["str"] if token[:1] in "\"'" else colors["fg"]
+            color = (
+                colors["kw"] if token in _KEYWORDS else colors["str"] if token[:1] in "\"'" else colors["fg"]
+            )
             draw.text((left + col * char_w, top + row * line_h), token, font=font, fill=color)
             col += len(token)
     return np.asarray(img)

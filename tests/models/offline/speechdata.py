@@ -40,9 +40,33 @@ def make_librivox_video(path: Path, gap_s: float = 0.8) -> tuple[Path, str]:
     concat = "".join(f"[a{i}]" for i in range(len(clips)))
     graph = ";".join(parts) + f";{concat}concat=n={len(clips)}:v=0:a=1[aout]"
     subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", *inputs, "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=10",
-         "-filter_complex", graph, "-map", f"{len(clips)}:v", "-map", "[aout]", "-shortest",
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)],
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            *inputs,
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=10",
+            "-filter_complex",
+            graph,
+            "-map",
+            f"{len(clips)}:v",
+            "-map",
+            "[aout]",
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
         check=True,
     )
     return path, " ".join(text for _, text in clips)

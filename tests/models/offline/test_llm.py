@@ -26,7 +26,10 @@ def test_answers_a_factual_question(llm: SmolLM2Generator) -> None:
 
 @pytest.mark.slow
 def test_stream_matches_generate(llm: SmolLM2Generator) -> None:
-    messages = [ChatMessage("system", "Answer in one short sentence."), ChatMessage("user", "Name a primary colour.")]
+    messages = [
+        ChatMessage("system", "Answer in one short sentence."),
+        ChatMessage("user", "Name a primary colour."),
+    ]
     deltas = list(llm.stream(messages, max_tokens=16))
     assert len(deltas) >= 2
     assert "".join(deltas).strip() == llm.generate(messages, max_tokens=16).text

@@ -18,7 +18,7 @@ assert len(REF) >= 14 and sum(line.startswith("    ") for line in REF) >= 10
 def line_accuracy(text: str) -> float:
     """Share of the reference's non-blank lines recovered exactly (indentation included), in order."""
     got = [line for line in text.splitlines() if line.strip()]
-    return sum(a == b for a, b in zip(got, REF)) / len(REF)
+    return sum(a == b for a, b in zip(got, REF, strict=False)) / len(REF)
 
 
 # ---- layout: pure geometry, no OCR engine -------------------------------------------------------
@@ -38,8 +38,20 @@ def test_lines_from_chars_rebuilds_indentation_and_spaces() -> None:
     lines = ["def f(x):", "    return x  # two spaces"]
     # Glyph ink narrower than its cell and centred in it, as in DejaVu Sans Mono; word ids as
     # Tesseract gives them (one id per run of non-space glyphs).
-    chars = [CharBox(ch, 20 + col * cw + 2, 30 + row * 25, 6, 14, line=row, word=100 * row + len(line[: col + 1].split()))
-             for row, line in enumerate(lines) for col, ch in enumerate(line) if ch != " "]
+    chars = [
+        CharBox(
+            ch,
+            20 + col * cw + 2,
+            30 + row * 25,
+            6,
+            14,
+            line=row,
+            word=100 * row + len(line[: col + 1].split()),
+        )
+        for row, line in enumerate(lines)
+        for col, ch in enumerate(line)
+        if ch != " "
+    ]
     boxes = lines_from_chars(chars)
     assert [b.text for b in boxes] == lines
     assert to_text(boxes) == "\n".join(lines)
@@ -48,8 +60,12 @@ def test_lines_from_chars_rebuilds_indentation_and_spaces() -> None:
 def test_to_text_indents_plain_line_boxes() -> None:
     # Engines that give only line boxes: x offsets in cells of 10 px become spaces; a gap of two
     # line pitches becomes one blank line.
-    boxes = [TextBox("class A:", 40, 10, 80, 14), TextBox("x = 1", 80, 30, 50, 14),
-             TextBox("def f(self):", 80, 70, 120, 14), TextBox("pass", 120, 90, 40, 14)]
+    boxes = [
+        TextBox("class A:", 40, 10, 80, 14),
+        TextBox("x = 1", 80, 30, 50, 14),
+        TextBox("def f(self):", 80, 70, 120, 14),
+        TextBox("pass", 120, 90, 40, 14),
+    ]
     assert to_text(boxes) == "class A:\n    x = 1\n\n    def f(self):\n        pass"
 
 

@@ -36,12 +36,15 @@ def _photo(name: str) -> np.ndarray:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("name", "label"), [
-    ("squirrel_cls.jpg", "fox squirrel"),
-    ("orange.jpg", "orange"),
-    ("baboon.jpg", "baboon"),
-    ("messi5.jpg", "soccer ball"),
-])
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("squirrel_cls.jpg", "fox squirrel"),
+        ("orange.jpg", "orange"),
+        ("baboon.jpg", "baboon"),
+        ("messi5.jpg", "soccer ball"),
+    ],
+)
 def test_top_label_on_real_photos(tagger: EfficientNetTagger, name: str, label: str) -> None:
     tags = tagger.tag(_photo(name))
     assert tags[0][0] == label, tags
