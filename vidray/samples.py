@@ -130,12 +130,20 @@ def speak(text: str, wav: str | Path, *, speed: int = 150, voice: str = "en-us")
     return Path(wav)
 
 
+def _wav_seconds(path: Path) -> float:
+    import wave
+
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
 def make_speech_video(path: str | Path, text: str, *, size: tuple[int, int] = (320, 240)) -> Path:
     """A still test pattern with an espeak-ng narration as its audio track."""
     path = Path(path)
     wav = speak(text, path.with_suffix(".speech.wav"))
+    dur = _wav_seconds(wav) + 0.2
     _ffmpeg(["-f", "lavfi", "-i", f"smptebars=size={size[0]}x{size[1]}:rate=10", "-i", str(wav),
-             "-shortest", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)])
+             "-af", "apad", "-t", f"{dur:.2f}", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)])
     wav.unlink()
     return path
 
@@ -250,12 +258,12 @@ def make_topic_video(path: str | Path, topics: Sequence[tuple[str, str]], *, siz
                              bg=_PALETTE[i % len(_PALETTE)])
         wav = speak(narration, work / f"s{i}.wav")
         part = work / f"p{i}.mp4"
+        # An explicit, frame-aligned length for both streams: `-shortest` overshoots the video by up to
+        # seconds with a looped image, which desynchronises audio and video once parts are joined.
+        dur = round((_wav_seconds(wav) + gap_s) * 25) / 25
         _ffmpeg(["-loop", "1", "-framerate", "25", "-i", str(slide), "-i", str(wav),
-                 "-af", f"apad=pad_dur={gap_s}", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-tune", "stillimage",
-                 "-c:a", "aac", "-ar", "44100", "-ac", "1", "-shortest", "-video_track_timescale", "12800", str(part)])
-        from data_pipeline.probe import probe
-
-        dur = probe(part).duration_s
+                 "-af", "apad", "-t", f"{dur:.2f}", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-tune", "stillimage",
+                 "-c:a", "aac", "-ar", "44100", "-ac", "1", "-video_track_timescale", "12800", str(part)])
         parts.append(part)
         spans.append((t, t + dur))
         t += dur

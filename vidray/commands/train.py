@@ -1,7 +1,7 @@
 """`vidray train`: the CLI face of `python -m train.run` (same config, same overrides, same JSON line).
 
-    vidray train run train/configs/action_tiny_cpu.yaml optim.max_steps=10
-    vidray train synthetic /tmp/actions --train-per-class 100
+vidray train run train/configs/action_tiny_cpu.yaml optim.max_steps=10
+vidray train synthetic /tmp/actions --train-per-class 100
 """
 
 from __future__ import annotations
@@ -18,12 +18,23 @@ def _run(args: argparse.Namespace) -> int:
 def _synthetic(args: argparse.Namespace) -> int:
     from train.synthetic import main
 
-    return main([args.out_dir, "--train-per-class", str(args.train_per_class),
-                 "--val-per-class", str(args.val_per_class), "--size", str(args.size)])
+    return main(
+        [
+            args.out_dir,
+            "--train-per-class",
+            str(args.train_per_class),
+            "--val-per-class",
+            str(args.val_per_class),
+            "--size",
+            str(args.size),
+        ]
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("train", help="fine-tune a video model with Ray Train + DeepSpeed (train/configs/*.yaml)")
+    p = sub.add_parser(
+        "train", help="fine-tune a video model with Ray Train + DeepSpeed (train/configs/*.yaml)"
+    )
     tsub = p.add_subparsers(dest="train_command", metavar="{run,synthetic}")
     run = tsub.add_parser("run", help="train from a YAML config; last stdout line is the JSON summary")
     run.add_argument("train_config", metavar="CONFIG", help="e.g. train/configs/action_tiny_cpu.yaml")
