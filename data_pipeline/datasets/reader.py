@@ -180,7 +180,6 @@ class _DecodeActor:
 
 def _loader_kwargs(
     ds: VideoDataset,
-    split: str | None,
     where: str,
     num_frames: int,
     size: int,
@@ -229,8 +228,8 @@ def read_clips(
             changes while training runs does not change under the trainer.
         filter: an extra Lance SQL filter on clip columns, e.g. "label = 'cat' AND duration_s > 2".
         batch_size: clips per decode call (small: each clip is T×size×size×3 bytes).
-        concurrency: decode actors, a number or (min, max) for an autoscaling pool; default
-            (1, CPUs / decode_cpus).
+        concurrency: decode actors, a number (a fixed pool) or (min, max) for an autoscaling pool;
+            default max(2, CPUs - 1).
         audio_seconds: audio length per clip (zero-padded); default the longest selected clip, ≤ 30 s.
     """
     # cluster.ray_runtime makes Ray loopback-only before it imports ray; take `ray` from it.
@@ -238,11 +237,14 @@ def read_clips(
 
     ds = VideoDataset.open(uri, version=version, settings=settings, storage_options=storage_options)
     where = clip_filter(split, filter)
-    kwargs = _loader_kwargs(ds, split, where, num_frames, size, with_audio, audio_seconds)
+    kwargs = _loader_kwargs(ds, where, num_frames, size, with_audio, audio_seconds)
     init_ray(settings.ray_address if settings else None)
     if concurrency is None:
-        cpus = float(ray.cluster_resources().get("CPU", 1.0))
-        concurrency = (1, max(1, int(cpus / decode_cpus) - 1))  # one slot left for the read tasks
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        # A fixed pool starts every decoder up front; an autoscaling pool adds actors one at a time
+        # and their start-up (seconds each, more on a busy machine) then eats short epochs. One
+        # single-threaded decoder per core except one (driver/trainer, read tasks); at least two.
+        concurrency = max(2, cpus - 1)
     rows = ray.data.read_lance(
         ds.location.table_uri,
         version=ds.version,
@@ -305,7 +307,7 @@ class ClipDataset:
         ds = VideoDataset.open(uri, version=version, settings=settings, storage_options=storage_options)
         where = clip_filter(split, filter)
         self.rows = ds.lance_dataset.to_table(columns=ROW_COLUMNS, filter=where).to_pylist()
-        kwargs = _loader_kwargs(ds, split, where, num_frames, size, with_audio, audio_seconds)
+        kwargs = _loader_kwargs(ds, where, num_frames, size, with_audio, audio_seconds)
         self.labels: list[str] = kwargs["labels"]
         self.version = ds.version
         self.loader = ClipLoader(**kwargs)
