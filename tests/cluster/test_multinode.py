@@ -9,9 +9,12 @@ Data job (which reports the node each task ran on) and the real batch pipeline
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +27,8 @@ import pytest
 from tests.cluster import _procs
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
 
 LOOPBACK = "127.0.0.1"
 # Each worker node: 1 CPU, 150 MiB object store (cluster_utils default) - a 2-core machine holds 3.
@@ -174,15 +179,55 @@ def test_batch_pipeline_survives_losing_a_worker(cluster: Any, tmp_path: Path, m
     assert produced == given, "a video produced no frames"
 
 
+def test_training_recipe_runs_on_the_cluster(cluster: Any, tmp_path: Path) -> None:
+    """The RayJob's entrypoint (tiny smoke overrides) as a driver of the 3-node cluster.
+
+    Two Ray Train workers of 0.75 CPU cannot share a 1-CPU node and the head has none, so a
+    successful run means training spanned two nodes (DeepSpeed over gloo between raylets).
+    """
+    if not (ROOT / "train" / "run.py").is_file():
+        pytest.skip("train/run.py has not landed yet")
+    cmd = [
+        sys.executable,
+        "-m",
+        "train.run",
+        "--config",
+        "train/configs/action_tiny_cpu.yaml",
+        "optim.max_steps=4",
+        "data.max_clips=40",
+        "model.backbone=tiny_cnn",
+        "name=multinode-smoke",
+        f"storage_path={tmp_path / 'train'}",
+        f"data.manifest={tmp_path / 'ds' / 'manifest.jsonl'}",
+    ]
+    env = {**os.environ, "RAY_ADDRESS": cluster.address, "PYTHONPATH": str(ROOT)}
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fo, stderr=fe)
+        exposed: set[tuple[str, str, int]] = set()
+        deadline = time.monotonic() + 900
+        while proc.poll() is None:  # watch the cluster's sockets while training runs
+            assert time.monotonic() < deadline, "training did not finish in 15 minutes"
+            sockets = _procs.listening(_cluster_pids(cluster))
+            exposed |= {(name, ip, port) for _, name, ip, port in sockets if not _procs.is_loopback(ip)}
+            time.sleep(0.5)
+    assert proc.returncode == 0, err.read_text()[-3000:]
+    result = json.loads(out.read_text().strip().splitlines()[-1])
+    assert result["steps"] == 4, result
+    if exposed:
+        # Seen here: torch.distributed (TCPStore / gloo) inside Ray Train workers listens on every
+        # interface whatever the node IP. Reported, not hidden (see the cluster report).
+        pytest.xfail(f"training workers listened beyond loopback: {sorted(exposed)}")
+
+
+def _cluster_pids(cluster: Any) -> set[int]:
+    nodes = cluster.list_all_nodes()
+    pids = {pid for node in nodes for pid in _procs.tree(_raylet_pid(node))}
+    return pids | {p.process.pid for node in nodes for ps in node.all_processes.values() for p in ps}
+
+
 def test_cluster_listens_on_loopback_only(cluster: Any) -> None:
-    pids = {pid for node in cluster.list_all_nodes() for pid in _procs.tree(_raylet_pid(node))}
-    pids |= {
-        p.process.pid
-        for node in cluster.list_all_nodes()
-        for procs in node.all_processes.values()
-        for p in procs
-    }
-    sockets = _procs.listening(pids)
+    sockets = _procs.listening(_cluster_pids(cluster))
     assert sockets
     exposed = [s for s in sockets if not _procs.is_loopback(s[2])]
     assert not exposed, exposed
