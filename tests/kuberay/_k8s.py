@@ -89,6 +89,58 @@ CORE_SCHEMAS: dict[str, dict[str, Any]] = {
             }
         }
     ),
+    "NetworkPolicy": _core(
+        {
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["podSelector"],
+                "properties": {
+                    "podSelector": {"$ref": "#/definitions/selector"},
+                    "policyTypes": {"type": "array", "items": {"enum": ["Ingress", "Egress"]}},
+                    "ingress": {"type": "array", "items": {"$ref": "#/definitions/rule"}},
+                },
+            }
+        },
+        api_version="networking.k8s.io/v1",
+    )
+    | {
+        "definitions": {
+            "selector": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"matchLabels": _STR_MAP, "matchExpressions": {"type": "array"}},
+            },
+            "rule": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "from": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "podSelector": {"$ref": "#/definitions/selector"},
+                                "namespaceSelector": {"$ref": "#/definitions/selector"},
+                            },
+                        },
+                    },
+                    "ports": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "protocol": {"enum": ["TCP", "UDP", "SCTP"]},
+                                "port": {"type": ["integer", "string"]},
+                            },
+                        },
+                    },
+                },
+            },
+        }
+    },
 }
 
 

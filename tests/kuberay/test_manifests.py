@@ -45,14 +45,8 @@ def test_each_file_is_valid(path: Path) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_rendered_overlay_is_valid(overlay: str) -> None:
     docs = _rendered(overlay)
-    assert {k for k, _ in docs} == {
-        "ServiceAccount",
-        "ConfigMap",
-        "PersistentVolumeClaim",
-        "RayService",
-        "RayJob",
-        "RayCluster",
-    }
+    kinds = {"ServiceAccount", "ConfigMap", "PersistentVolumeClaim", "RayService", "RayJob", "RayCluster"}
+    assert {k for k, _ in docs} == kinds | ({"NetworkPolicy"} if overlay == "overlays/prod" else set())
     problems = [e for d in docs.values() for e in _k8s.errors(d)]
     assert not problems, "\n".join(problems)
 
@@ -111,6 +105,7 @@ def _break(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("RayCluster", "spec.upgradeStrategy", {"type": "NewCluster"}, "is not one of ['Recreate', 'None']"),
         ("RayCluster", "metadata.labelz", {}, "'labelz' was unexpected"),
         ("PersistentVolumeClaim", "spec.acessModes", ["ReadWriteMany"], "'acessModes' was unexpected"),
+        ("NetworkPolicy", "spec.ingress.0.form", [], "'form' was unexpected"),
     ],
 )
 def test_a_wrong_field_is_caught(kind: str, path: str, value: Any, expected: str) -> None:
@@ -323,3 +318,15 @@ def test_serve_apps_fit_the_worker_groups(overlay: str) -> None:
     if overlay == "overlays/prod":  # prod: every Serve autoscaling ceiling is reachable
         max_cpu, max_gpu = _serve_demand(serve_config, "max")
         assert max_cpu <= cap_cpu and max_gpu <= cap_gpu, ((max_cpu, max_gpu), (cap_cpu, cap_gpu))
+
+
+def test_prod_network_policy_admits_only_listed_sources_to_ray_ports() -> None:
+    policy = _rendered("overlays/prod")[("NetworkPolicy", "vidray-ray-ingress")]["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"app.kubernetes.io/part-of": "vidray"}}
+    for rule in policy["ingress"]:
+        sources = rule["from"]
+        if sources == [{"podSelector": {}}]:
+            continue  # pods of the same namespace (Ray's own traffic)
+        assert all("namespaceSelector" in s for s in sources) and rule.get("ports"), rule
+        # Outside the namespace nobody reaches the GCS (6379) or the Ray client (10001).
+        assert not {p["port"] for p in rule["ports"]} & {6379, 10001}, rule
