@@ -36,7 +36,7 @@ def load_checkpoint(engine: Any, directory: Path) -> dict[str, Any]:
     load_path, _ = engine.load_checkpoint(str(directory), tag=TAG, load_module_strict=True)
     if load_path is None:
         raise RuntimeError(f"DeepSpeed found no checkpoint with tag {TAG!r} in {directory}")
-    return json.loads((directory / STATE_FILE).read_text())  # type: ignore[no-any-return]
+    return json.loads((directory / STATE_FILE).read_text())
 
 
 def full_state_dict(engine: Any) -> dict[str, torch.Tensor] | None:
@@ -50,7 +50,11 @@ def full_state_dict(engine: Any) -> dict[str, torch.Tensor] | None:
     module = engine.module
     if engine.zero_optimization_stage() == 3:
         with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-            sd = {k: v.detach().clone().cpu() for k, v in module.state_dict().items()} if engine.global_rank == 0 else None
+            sd = (
+                {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
+                if engine.global_rank == 0
+                else None
+            )
         return sd
     if engine.global_rank != 0:
         return None

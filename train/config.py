@@ -29,15 +29,21 @@ class _Model(BaseModel):
 class ScalingSettings(_Model):
     """Maps onto `ray.train.ScalingConfig`."""
 
-    num_workers: int = Field(2, ge=1, description="Ray Train workers (one process each; one GPU each when use_gpu).")
-    use_gpu: bool = Field(False, description="Give each worker a GPU; the process group then uses NCCL, else gloo.")
+    num_workers: int = Field(
+        2, ge=1, description="Ray Train workers (one process each; one GPU each when use_gpu)."
+    )
+    use_gpu: bool = Field(
+        False, description="Give each worker a GPU; the process group then uses NCCL, else gloo."
+    )
     cpus_per_worker: float = Field(
         1.0,
         gt=0,
         description="CPUs reserved per worker. On a 2-core box with 2 workers this must leave room for Ray Data "
         "decode tasks, which is why those use fractional CPUs (see data.decode_num_cpus).",
     )
-    torch_threads: int = Field(1, ge=1, description="torch.set_num_threads in each worker (1 avoids oversubscription on CPU).")
+    torch_threads: int = Field(
+        1, ge=1, description="torch.set_num_threads in each worker (1 avoids oversubscription on CPU)."
+    )
 
 
 class SyntheticSettings(_Model):
@@ -53,13 +59,25 @@ class SyntheticSettings(_Model):
 class DataSettings(_Model):
     """Where clips come from and how they are decoded (train/data.py)."""
 
-    manifest: str | None = Field(None, description="JSONL clip manifest: {clip_id, video, start, end, label, split, ...}.")
-    dataset_uri: str | None = Field(None, description="Versioned Lance dataset (data_pipeline.datasets) instead of a manifest.")
+    manifest: str | None = Field(
+        None, description="JSONL clip manifest: {clip_id, video, start, end, label, split, ...}."
+    )
+    dataset_uri: str | None = Field(
+        None, description="Versioned Lance dataset (data_pipeline.datasets) instead of a manifest."
+    )
     dataset_version: int | None = Field(None, description="Lance dataset version; None = latest.")
-    synthetic: SyntheticSettings | None = Field(None, description="Generate a synthetic action dataset at `manifest` if absent.")
-    num_frames: int = Field(8, ge=1, description="Frames sampled uniformly from each clip at decode time (the curriculum's maximum).")
+    synthetic: SyntheticSettings | None = Field(
+        None, description="Generate a synthetic action dataset at `manifest` if absent."
+    )
+    num_frames: int = Field(
+        8,
+        ge=1,
+        description="Frames sampled uniformly from each clip at decode time (the curriculum's maximum).",
+    )
     size: int = Field(64, ge=16, description="Decoded frames are resized to size x size.")
-    batch_size: int = Field(16, ge=1, description="Clips per worker per step (DeepSpeed train_micro_batch_size_per_gpu).")
+    batch_size: int = Field(
+        16, ge=1, description="Clips per worker per step (DeepSpeed train_micro_batch_size_per_gpu)."
+    )
     decode_num_cpus: float = Field(
         0.25,
         gt=0,
@@ -73,7 +91,9 @@ class DataSettings(_Model):
         "resumed run sees exactly the batches an uninterrupted one would. False streams shards "
         "(streaming_split) for datasets bigger than memory; resume then restarts the epoch's order.",
     )
-    max_clips: int | None = Field(None, ge=1, description="Use only the first N clips of each split (smoke tests).")
+    max_clips: int | None = Field(
+        None, ge=1, description="Use only the first N clips of each split (smoke tests)."
+    )
 
 
 class OptimSettings(_Model):
@@ -82,7 +102,9 @@ class OptimSettings(_Model):
     lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     warmup_steps: int = Field(10, ge=0, description="Linear warmup steps.")
-    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="Cosine decays to lr * min_lr_ratio at max_steps.")
+    min_lr_ratio: float = Field(
+        0.1, ge=0, le=1, description="Cosine decays to lr * min_lr_ratio at max_steps."
+    )
     max_steps: int = Field(100, ge=1, description="Optimizer steps in the whole run (resume included).")
     grad_clip: float = Field(1.0, ge=0, description="DeepSpeed gradient_clipping; 0 disables.")
 
@@ -91,7 +113,9 @@ class CurriculumSettings(_Model):
     """Progressive strategies, all keyed by global step so a resumed run follows the same schedule."""
 
     unfreeze_at_step: int | None = Field(
-        None, ge=0, description="Backbone learning rate is 0 (and its forward runs without grad) before this step."
+        None,
+        ge=0,
+        description="Backbone learning rate is 0 (and its forward runs without grad) before this step.",
     )
     backbone_lr_scale: float = Field(0.1, ge=0, description="Backbone lr = optim.lr * this once unfrozen.")
     frames: list[tuple[int, int]] = Field(
@@ -106,39 +130,56 @@ class CurriculumSettings(_Model):
 class CheckpointSettings(_Model):
     """Ray Train checkpoints (DeepSpeed state + loop state) and the final Hugging Face export."""
 
-    every_n_steps: int = Field(50, ge=1, description="Report a checkpoint every N steps (and always at the end).")
+    every_n_steps: int = Field(
+        50, ge=1, description="Report a checkpoint every N steps (and always at the end)."
+    )
     num_to_keep: int | None = Field(2, ge=1, description="Ray Train keeps this many latest checkpoints.")
-    export: bool = Field(True, description="Write save_pretrained weights into the final checkpoint's hf/ folder.")
+    export: bool = Field(
+        True, description="Write save_pretrained weights into the final checkpoint's hf/ folder."
+    )
 
 
 class EvalSettings(_Model):
     """Evaluation on the validation split."""
 
     every_n_steps: int = Field(50, ge=1, description="Evaluate every N steps and at the end.")
-    max_batches: int | None = Field(None, ge=1, description="Cap evaluation batches per worker (None = whole split).")
+    max_batches: int | None = Field(
+        None, ge=1, description="Cap evaluation batches per worker (None = whole split)."
+    )
 
 
 class FaultSettings(_Model):
     """Failure handling and injection (for tests and drills)."""
 
-    max_failures: int = Field(0, ge=-1, description="ray.train.FailureConfig(max_failures); -1 retries forever.")
+    max_failures: int = Field(
+        0, ge=-1, description="ray.train.FailureConfig(max_failures); -1 retries forever."
+    )
     kill_at_step: int | None = Field(
-        None, ge=1, description="SIGKILL one worker when it reaches this step, once per run (marker in the run folder)."
+        None,
+        ge=1,
+        description="SIGKILL one worker when it reaches this step, once per run (marker in the run folder).",
     )
     kill_rank: int = Field(0, ge=0, description="Which worker rank to kill.")
     stop_after_steps: int | None = Field(
-        None, ge=1, description="End the run early after this step (after its checkpoint): simulates a stopped job."
+        None,
+        ge=1,
+        description="End the run early after this step (after its checkpoint): simulates a stopped job.",
     )
 
 
 class TrainConfig(_Model):
     """A whole training run: `python -m train.run --config X.yaml key=value ...`."""
 
-    name: str = Field(..., min_length=1, description="Run name; re-running with the same name + storage_path resumes.")
-    storage_path: str = Field(
-        "~/.cache/vidray/train", description="Ray Train storage (local path or s3://); checkpoints live under <storage>/<name>."
+    name: str = Field(
+        ..., min_length=1, description="Run name; re-running with the same name + storage_path resumes."
     )
-    recipe: RecipeName = Field(..., description="Which recipe in train/recipes/ builds the model and the losses.")
+    storage_path: str = Field(
+        "~/.cache/vidray/train",
+        description="Ray Train storage (local path or s3://); checkpoints live under <storage>/<name>.",
+    )
+    recipe: RecipeName = Field(
+        ..., description="Which recipe in train/recipes/ builds the model and the losses."
+    )
     seed: int = Field(0, description="Seeds model init, data order and per-step randomness.")
     scaling: ScalingSettings = Field(default_factory=ScalingSettings)
     data: DataSettings = Field(default_factory=DataSettings)
@@ -152,7 +193,9 @@ class TrainConfig(_Model):
         description="DeepSpeed config, passed through. The loop sets train_micro_batch_size_per_gpu, "
         "gradient_clipping and (if absent) gradient_accumulation_steps; bf16.enabled may be 'auto'.",
     )
-    model: dict[str, Any] = Field(default_factory=dict, description="Recipe options; validated by the recipe's Options.")
+    model: dict[str, Any] = Field(
+        default_factory=dict, description="Recipe options; validated by the recipe's Options."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -166,7 +209,9 @@ class TrainConfig(_Model):
                 )
         for key in ("train_micro_batch_size_per_gpu", "train_batch_size"):
             if key in self.deepspeed:
-                raise ValueError(f"deepspeed.{key} is derived from data.batch_size; remove it and set data.batch_size")
+                raise ValueError(
+                    f"deepspeed.{key} is derived from data.batch_size; remove it and set data.batch_size"
+                )
         from train.recipes import options_for
 
         options_for(self.recipe, self.model)  # raises ValueError naming the bad key
@@ -198,4 +243,6 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        raise InputError(f"invalid train setting {where}: {first['msg']} (config {path or 'overrides'})") from e
+        raise InputError(
+            f"invalid train setting {where}: {first['msg']} (config {path or 'overrides'})"
+        ) from e

@@ -23,7 +23,7 @@ dataset and keeps the rows with `idx % world_size == rank`, in a seeded order pe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +39,10 @@ def read_manifest(path: str | Path, split: str, max_clips: int | None = None) ->
     """Rows of one split from a JSONL manifest, numbered by `idx` in file order."""
     p = Path(path)
     if not p.is_file():
-        raise NotFoundError(f"clip manifest {p} does not exist; generate one with `python -m train.synthetic DIR`")
-    rows = []
+        raise NotFoundError(
+            f"clip manifest {p} does not exist; generate one with `python -m train.synthetic DIR`"
+        )
+    rows: list[dict[str, Any]] = []
     for n, line in enumerate(p.read_text().splitlines(), 1):
         if not line.strip():
             continue
@@ -50,21 +52,25 @@ def read_manifest(path: str | Path, split: str, max_clips: int | None = None) ->
             raise InputError(f"{p}:{n} is not JSON: {e}") from e
         missing = {"video", "label", "split"} - set(row)
         if missing:
-            raise InputError(f"{p}:{n} lacks {sorted(missing)}; each row needs video, label, split (start/end optional)")
+            raise InputError(
+                f"{p}:{n} lacks {sorted(missing)}; each row needs video, label, split (start/end optional)"
+            )
         if row["split"] != split:
             continue
         video = Path(row["video"])
         if not video.is_absolute():
             video = p.parent / video  # relative paths are relative to the manifest
-        rows.append({
-            "idx": len(rows),
-            "clip_id": str(row.get("clip_id", f"{split}-{len(rows)}")),
-            "video": str(video),
-            "start": float(row.get("start", 0.0)),
-            "end": float(row["end"]) if row.get("end") is not None else -1.0,
-            "label": int(row["label"]),
-            **{c: str(row.get(c, "")) for c in TEXT_COLUMNS},
-        })
+        rows.append(
+            {
+                "idx": len(rows),
+                "clip_id": str(row.get("clip_id", f"{split}-{len(rows)}")),
+                "video": str(video),
+                "start": float(row.get("start", 0.0)),
+                "end": float(row["end"]) if row.get("end") is not None else -1.0,
+                "label": int(row["label"]),
+                **{c: str(row.get(c, "")) for c in TEXT_COLUMNS},
+            }
+        )
         if max_clips and len(rows) >= max_clips:
             break
     return rows
@@ -95,10 +101,11 @@ def decode_clip(video: str, start: float, end: float, num_frames: int, size: int
     frames: list[np.ndarray] = []
     with av.open(video) as container:
         stream = container.streams.video[0]
+        time_base = float(stream.time_base or 1e-3)
         if start > 0:
-            container.seek(int(start / stream.time_base), stream=stream, backward=True)
+            container.seek(int(start / time_base), stream=stream, backward=True)
         for frame in container.decode(stream):
-            t = float(frame.pts * stream.time_base) if frame.pts is not None else 0.0
+            t = frame.pts * time_base if frame.pts is not None else 0.0
             if t + 1e-6 < start:
                 continue
             if end > 0 and t >= end - 1e-6:
@@ -111,12 +118,12 @@ def decode_clip(video: str, start: float, end: float, num_frames: int, size: int
     for i, j in enumerate(pick):
         img = frames[j]
         if img.shape[0] != size or img.shape[1] != size:
-            img = np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+            img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR))
         out[i] = img
     return out
 
 
-def make_decode_fn(num_frames: int, size: int):  # type: ignore[no-untyped-def]
+def make_decode_fn(num_frames: int, size: int) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:
     """Factory for the Stage 2 batch function (plain numpy in/out, testable without Ray)."""
 
     def decode_batch(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -133,8 +140,9 @@ def make_decode_fn(num_frames: int, size: int):  # type: ignore[no-untyped-def]
 
 def build_datasets(cfg: DataSettings, splits: tuple[str, ...] = ("train", "val")) -> dict[str, Any]:
     """THE seam: one Ray Dataset of decoded clips per split (see the module docstring for the row format)."""
-    import cluster.ray_runtime  # noqa: F401  (sets loopback env before ray)
     import ray.data
+
+    import cluster.ray_runtime  # noqa: F401  (sets loopback env before ray)
 
     if cfg.dataset_uri:
         try:
@@ -155,10 +163,12 @@ def build_datasets(cfg: DataSettings, splits: tuple[str, ...] = ("train", "val")
         rows = read_manifest(cfg.manifest, split, cfg.max_clips)
         if not rows:
             raise InputError(f"manifest {cfg.manifest} has no clips in split {split!r}")
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 16, 64)))
+        ds: Any = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 16, 64)))
         # Stage 2: decode + sample + resize (1:1). num_cpus is fractional so decode tasks fit beside
         # trainer workers that hold whole CPUs on a 2-core machine.
-        ds = ds.map_batches(make_decode_fn(cfg.num_frames, cfg.size), batch_size=16, num_cpus=cfg.decode_num_cpus)
+        ds = ds.map_batches(
+            make_decode_fn(cfg.num_frames, cfg.size), batch_size=16, num_cpus=cfg.decode_num_cpus
+        )
         out[split] = ds.materialize() if cfg.deterministic else ds
     return out
 
@@ -170,7 +180,9 @@ class WorkerClips:
     DeepSpeed's collectives hang if one worker runs a step the others do not.
     """
 
-    def __init__(self, rows: dict[str, np.ndarray], *, rank: int, world: int, total: int, batch_size: int, seed: int):
+    def __init__(
+        self, rows: dict[str, np.ndarray], *, rank: int, world: int, total: int, batch_size: int, seed: int
+    ):
         self.rows = rows
         self.rank, self.world = rank, world
         self.batch_size = batch_size

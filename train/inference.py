@@ -12,6 +12,7 @@ resolution and label order the model was trained with; they are in the exported 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ from cluster.errors import InputError, NotFoundError
 class ActionClassifier:
     """An exported action classifier (train/recipes/action_model.py) ready for inference on CPU or GPU."""
 
-    def __init__(self, model: torch.nn.Module, device: str = "cpu"):
+    def __init__(self, model: Any, device: str = "cpu"):
         self.model = model.to(device).eval()
         self.device = device
         self.labels: list[str] = list(model.config.labels)
@@ -35,7 +36,9 @@ class ActionClassifier:
 
         d = Path(directory)
         if not (d / "config.json").is_file():
-            raise NotFoundError(f"{d} has no config.json; pass the hf/ folder of a finished action training run")
+            raise NotFoundError(
+                f"{d} has no config.json; pass the hf/ folder of a finished action training run"
+            )
         return cls(ActionClassifierModel.from_pretrained(str(d)), device)
 
     def _tensor(self, frames: np.ndarray) -> torch.Tensor:
@@ -47,8 +50,9 @@ class ActionClassifier:
         if x.max() > 1.0:
             x = x / 255.0
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
-            x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear",
-                                                align_corners=False)
+            x = torch.nn.functional.interpolate(
+                x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False
+            )
         return x.unsqueeze(0)
 
     @torch.no_grad()
@@ -59,8 +63,9 @@ class ActionClassifier:
         order = np.argsort(-probs)[: top_k or len(probs)]
         return [(self.labels[i], float(probs[i])) for i in order]
 
-    def predict_video(self, path: str | Path, start: float = 0.0, end: float = -1.0,
-                      top_k: int | None = None) -> list[tuple[str, float]]:
+    def predict_video(
+        self, path: str | Path, start: float = 0.0, end: float = -1.0, top_k: int | None = None
+    ) -> list[tuple[str, float]]:
         """Decode [start, end) of a video file and classify it."""
         from train.data import decode_clip
 

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from train.config import TrainConfig
@@ -113,22 +112,32 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
 
     # 2. DeepSpeed. Groups are kept in a fixed order so the lr schedule can address them by index.
     groups = [(name, ps) for name, ps in recipe.param_groups(model).items() if ps]
-    param_groups = [{"params": ps, "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay} for _, ps in groups]
+    param_groups = [
+        {"params": ps, "lr": cfg.optim.lr, "weight_decay": cfg.optim.weight_decay} for _, ps in groups
+    ]
     ds_config = deepspeed_config(cfg, world)
     if "optimizer" in ds_config:  # e.g. DeepSpeedCPUAdam, required by ZeRO-Offload
-        engine, optimizer, _, _ = deepspeed.initialize(model=model, model_parameters=param_groups, config=ds_config)
+        engine, optimizer, _, _ = deepspeed.initialize(
+            model=model, model_parameters=param_groups, config=ds_config
+        )
     else:
         opt = torch.optim.AdamW(param_groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         engine, optimizer, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=ds_config)
 
     # 3. data and resume
     train_shard = ray.train.get_dataset_shard("train")
-    val = WorkerClips.from_shard(ray.train.get_dataset_shard("val"), rank=rank, world=world,
-                                 batch_size=cfg.data.batch_size, seed=cfg.seed)
+    val = WorkerClips.from_shard(
+        ray.train.get_dataset_shard("val"),
+        rank=rank,
+        world=world,
+        batch_size=cfg.data.batch_size,
+        seed=cfg.seed,
+    )
     train = None
     if cfg.data.deterministic:
-        train = WorkerClips.from_shard(train_shard, rank=rank, world=world, batch_size=cfg.data.batch_size,
-                                       seed=cfg.seed)
+        train = WorkerClips.from_shard(
+            train_shard, rank=rank, world=world, batch_size=cfg.data.batch_size, seed=cfg.seed
+        )
         recipe.prepare(engine.module, train.batch_at(0))
     step = 0
     checkpoint = ray.train.get_checkpoint()
@@ -150,7 +159,9 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         # a rank with fewer batches repeats its first one and ignores the result.
         n = _all_reduce_max(len(batches))
         for i in range(n):
-            result = recipe.evaluate(engine, batches[min(i, len(batches) - 1)] if batches else val.batch_at(0))
+            result = recipe.evaluate(
+                engine, batches[min(i, len(batches) - 1)] if batches else val.batch_at(0)
+            )
             if i < len(batches):
                 for k, v in result.items():
                     sums[k] = sums.get(k, 0.0) + v

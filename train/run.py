@@ -41,11 +41,19 @@ def _prepare_data(cfg: TrainConfig) -> list[str]:
     syn = cfg.data.synthetic
     if syn is not None and not manifest.exists():
         if manifest.name != "manifest.jsonl":
-            raise InputError("data.synthetic writes <dir>/manifest.jsonl; set data.manifest to a path ending in manifest.jsonl")
+            raise InputError(
+                "data.synthetic writes <dir>/manifest.jsonl; set data.manifest to a path ending in manifest.jsonl"
+            )
         from train.synthetic import generate
 
-        generate(manifest.parent, train_per_class=syn.train_per_class, val_per_class=syn.val_per_class,
-                 size=syn.size, frames=syn.frames, seed=syn.seed)
+        generate(
+            manifest.parent,
+            train_per_class=syn.train_per_class,
+            val_per_class=syn.val_per_class,
+            size=syn.size,
+            frames=syn.frames,
+            seed=syn.seed,
+        )
     return label_names(manifest)
 
 
@@ -54,7 +62,9 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     import cluster.ray_runtime as ray_runtime  # before ray: loopback-only local Ray
 
     started = time.time()
-    storage = cfg.storage_path if "://" in cfg.storage_path else str(Path(cfg.storage_path).expanduser().resolve())
+    storage = (
+        cfg.storage_path if "://" in cfg.storage_path else str(Path(cfg.storage_path).expanduser().resolve())
+    )
     cfg = cfg.model_copy(update={"storage_path": storage})
     if cfg.data.manifest:
         cfg.data.manifest = str(Path(cfg.data.manifest).expanduser().resolve())
@@ -112,10 +122,13 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m train.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", required=True, help="train YAML (see train/configs/)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="e.g. optim.max_steps=10 scaling.num_workers=1")
+    p.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="e.g. optim.max_steps=10 scaling.num_workers=1"
+    )
     args = p.parse_args(argv)
     try:
         cfg = load_train_config(args.config, args.overrides)

@@ -63,7 +63,9 @@ def _shape_points(shape: str) -> np.ndarray:
     return np.asarray(pts, dtype=np.float64)
 
 
-def render_clip(label: str, rng: np.random.Generator, *, size: int = 64, frames: int = 16) -> tuple[np.ndarray, dict]:
+def render_clip(
+    label: str, rng: np.random.Generator, *, size: int = 64, frames: int = 16
+) -> tuple[np.ndarray, dict]:
     """Render one clip as uint8 [frames, size, size, 3] plus its text metadata."""
     from PIL import Image, ImageDraw
 
@@ -170,16 +172,18 @@ def generate(
                 video = out / "clips" / f"{clip_id}.mp4"
                 pixels, meta = render_clip(label, rng, size=size, frames=frames)
                 write_mp4(pixels, video)
-                rows.append({
-                    "clip_id": clip_id,
-                    "video": str(video.resolve()),
-                    "start": 0.0,
-                    "end": frames / FPS,
-                    "label": label_idx,
-                    "label_name": label,
-                    "split": split,
-                    **meta,
-                })
+                rows.append(
+                    {
+                        "clip_id": clip_id,
+                        "video": str(video.resolve()),
+                        "start": 0.0,
+                        "end": frames / FPS,
+                        "label": label_idx,
+                        "label_name": label,
+                        "split": split,
+                        **meta,
+                    }
+                )
     tmp = manifest.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     (out / "labels.json").write_text(json.dumps(list(CLASSES)))
@@ -196,9 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
-    ds = generate(a.out_dir, train_per_class=a.train_per_class, val_per_class=a.val_per_class,
-                  size=a.size, frames=a.frames, seed=a.seed)
-    print(json.dumps({"manifest": str(ds.manifest), "train": ds.num_train, "val": ds.num_val, "labels": ds.labels}))
+    ds = generate(
+        a.out_dir,
+        train_per_class=a.train_per_class,
+        val_per_class=a.val_per_class,
+        size=a.size,
+        frames=a.frames,
+        seed=a.seed,
+    )
+    print(
+        json.dumps(
+            {"manifest": str(ds.manifest), "train": ds.num_train, "val": ds.num_val, "labels": ds.labels}
+        )
+    )
     return 0
 
 

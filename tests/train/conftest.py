@@ -14,7 +14,9 @@ from train.synthetic import generate
 @pytest.fixture(scope="session")
 def tiny_actions(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """8 train + 2 val clips per class (5 classes), 32x32, 8 frames: ~1 s to generate."""
-    ds = generate(tmp_path_factory.mktemp("actions") / "ds", train_per_class=8, val_per_class=2, size=32, frames=8)
+    ds = generate(
+        tmp_path_factory.mktemp("actions") / "ds", train_per_class=8, val_per_class=2, size=32, frames=8
+    )
     return ds.manifest
 
 

@@ -21,9 +21,13 @@ def test_action_recipe_reaches_90_percent(tmp_path: Path) -> None:
     from train.inference import ActionClassifier
     from train.run import run
 
-    cfg = load_train_config(Path(__file__).parents[2] / "train" / "configs" / "action_tiny_cpu.yaml", [
-        f"storage_path={tmp_path / 'runs'}", f"data.manifest={tmp_path / 'actions' / 'manifest.jsonl'}",
-    ])
+    cfg = load_train_config(
+        Path(__file__).parents[2] / "train" / "configs" / "action_tiny_cpu.yaml",
+        [
+            f"storage_path={tmp_path / 'runs'}",
+            f"data.manifest={tmp_path / 'actions' / 'manifest.jsonl'}",
+        ],
+    )
     try:
         summary = run(cfg)
     finally:

@@ -15,7 +15,7 @@ from train.synthetic import CLASSES, render_clip
 
 def _centroid_x(frame: np.ndarray, rgb: list[int]) -> float:
     near = np.abs(frame.astype(int) - np.asarray(rgb)).sum(-1) < 30  # pixels of the shape's colour
-    ys, xs = np.nonzero(near)
+    _ys, xs = np.nonzero(near)
     return float(xs.mean())
 
 
@@ -41,7 +41,7 @@ def test_manifest_and_decode(tiny_actions: Path) -> None:
 
 
 def test_manifest_errors(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="train.synthetic"):
+    with pytest.raises(NotFoundError, match=r"train\.synthetic"):
         read_manifest(tmp_path / "nope.jsonl", "train")
     bad = tmp_path / "m.jsonl"
     bad.write_text(json.dumps({"video": "x.mp4"}) + "\n")
@@ -55,7 +55,11 @@ def test_worker_clips_partition_and_determinism() -> None:
     parts = []
     for rank in range(2):
         keep = rows["idx"] % 2 == rank
-        parts.append(WorkerClips({k: v[keep] for k, v in rows.items()}, rank=rank, world=2, total=n, batch_size=4, seed=3))
+        parts.append(
+            WorkerClips(
+                {k: v[keep] for k, v in rows.items()}, rank=rank, world=2, total=n, batch_size=4, seed=3
+            )
+        )
     assert parts[0].steps_per_epoch == parts[1].steps_per_epoch == 6
     assert set(parts[0].rows["idx"]).isdisjoint(parts[1].rows["idx"])
     a = [parts[0].batch_at(s)["idx"].tolist() for s in range(13)]

@@ -46,7 +46,9 @@ def test_kmeans_separates_clusters() -> None:
     from train.recipes.videobert import kmeans
 
     g = torch.Generator().manual_seed(0)
-    x = torch.cat([torch.randn(50, 2, generator=g) * 0.1 + c for c in (torch.tensor([0, 0]), torch.tensor([5, 5]))])
+    x = torch.cat(
+        [torch.randn(50, 2, generator=g) * 0.1 + c for c in (torch.tensor([0, 0]), torch.tensor([5, 5]))]
+    )
     c = kmeans(x, 2)
     assert sorted(round(float(v)) for v in c[:, 0]) == [0, 5]
 
@@ -55,14 +57,25 @@ def test_kmeans_separates_clusters() -> None:
 @pytest.mark.integration
 @pytest.mark.parametrize("stage", [2, 3])
 @pytest.mark.parametrize("recipe", ["vlm", "video_chatgpt", "videobert"])
-def test_recipe_loss_falls(recipe: str, stage: int, ray_local: None, tiny_actions: Path, tmp_path: Path) -> None:
+def test_recipe_loss_falls(
+    recipe: str, stage: int, ray_local: None, tiny_actions: Path, tmp_path: Path
+) -> None:
     from train.run import run
 
-    cfg = load_train_config(CONFIGS / f"{recipe}_tiny_cpu.yaml", [
-        f"name={recipe}-z{stage}", f"storage_path={tmp_path}", f"data.manifest={tiny_actions}", "data.synthetic=null",
-        f"deepspeed.zero_optimization.stage={stage}", "optim.max_steps=20", "checkpoint.every_n_steps=20",
-        "eval.every_n_steps=20", "eval.max_batches=1",
-    ])
+    cfg = load_train_config(
+        CONFIGS / f"{recipe}_tiny_cpu.yaml",
+        [
+            f"name={recipe}-z{stage}",
+            f"storage_path={tmp_path}",
+            f"data.manifest={tiny_actions}",
+            "data.synthetic=null",
+            f"deepspeed.zero_optimization.stage={stage}",
+            "optim.max_steps=20",
+            "checkpoint.every_n_steps=20",
+            "eval.every_n_steps=20",
+            "eval.max_batches=1",
+        ],
+    )
     summary = run(cfg)
     assert summary["steps"] == 20
     losses = [m["loss"] for _, m in sorted(read_metrics(tmp_path / cfg.name).items())]
@@ -74,8 +87,10 @@ def test_recipe_loss_falls(recipe: str, stage: int, ray_local: None, tiny_action
     if recipe == "vlm":
         model = transformers.Qwen2VLForConditionalGeneration.from_pretrained(export)
         assert not any("lora" in k for k in model.state_dict())  # LoRA merged into plain weights
-        assert transformers.AutoTokenizer.from_pretrained(export).convert_tokens_to_ids("<|video_pad|>") == \
-            model.config.video_token_id
+        assert (
+            transformers.AutoTokenizer.from_pretrained(export).convert_tokens_to_ids("<|video_pad|>")
+            == model.config.video_token_id
+        )
     elif recipe == "video_chatgpt":
         transformers.AutoModelForCausalLM.from_pretrained(export / "lm")
         assert json.loads((export / "adapter_config.json").read_text())["recipe"] == "video_chatgpt"

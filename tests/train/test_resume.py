@@ -21,13 +21,27 @@ ACTION_YAML = Path(__file__).parents[2] / "train" / "configs" / "action_tiny_cpu
 
 
 def _cfg(manifest: Path, storage: Path, name: str, *extra: str) -> TrainConfig:
-    return load_train_config(ACTION_YAML, [
-        f"name={name}", f"storage_path={storage}", f"data.manifest={manifest}", "data.synthetic=null",
-        "data.size=32", "data.num_frames=4", "data.batch_size=4", "curriculum.frames=[]",
-        "curriculum.unfreeze_at_step=3", "model.backbone=tiny_cnn", "model.pretrained=false",
-        "optim.max_steps=6", "optim.warmup_steps=2", "checkpoint.every_n_steps=2", "eval.every_n_steps=3",
-        *extra,
-    ])
+    return load_train_config(
+        ACTION_YAML,
+        [
+            f"name={name}",
+            f"storage_path={storage}",
+            f"data.manifest={manifest}",
+            "data.synthetic=null",
+            "data.size=32",
+            "data.num_frames=4",
+            "data.batch_size=4",
+            "curriculum.frames=[]",
+            "curriculum.unfreeze_at_step=3",
+            "model.backbone=tiny_cnn",
+            "model.pretrained=false",
+            "optim.max_steps=6",
+            "optim.warmup_steps=2",
+            "checkpoint.every_n_steps=2",
+            "eval.every_n_steps=3",
+            *extra,
+        ],
+    )
 
 
 def _run(cfg: TrainConfig) -> dict[str, Any]:
@@ -37,7 +51,9 @@ def _run(cfg: TrainConfig) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def reference(ray_local: None, tiny_actions: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def reference(
+    ray_local: None, tiny_actions: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
     storage = tmp_path_factory.mktemp("train")
     summary = _run(_cfg(tiny_actions, storage, "full"))
     assert summary["steps"] == 6 and summary["export"]
@@ -65,7 +81,9 @@ def test_uninterrupted_run_reports_and_exports(reference: tuple[Path, dict]) -> 
     assert sum(score for _, score in ranked) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_stop_then_rerun_resumes_with_identical_losses(reference: tuple[Path, dict], tiny_actions: Path) -> None:
+def test_stop_then_rerun_resumes_with_identical_losses(
+    reference: tuple[Path, dict], tiny_actions: Path
+) -> None:
     storage, _ = reference
     first = _run(_cfg(tiny_actions, storage, "stopped", "fault.stop_after_steps=3"))
     assert first["steps"] == 3 and first["export"] is None
@@ -80,8 +98,16 @@ def test_stop_then_rerun_resumes_with_identical_losses(reference: tuple[Path, di
 
 def test_killed_worker_resumes_from_last_checkpoint(reference: tuple[Path, dict], tiny_actions: Path) -> None:
     storage, _ = reference
-    summary = _run(_cfg(tiny_actions, storage, "killed", "fault.kill_at_step=5", "fault.kill_rank=1",
-                        "fault.max_failures=1"))
+    summary = _run(
+        _cfg(
+            tiny_actions,
+            storage,
+            "killed",
+            "fault.kill_at_step=5",
+            "fault.kill_rank=1",
+            "fault.max_failures=1",
+        )
+    )
     assert summary["steps"] == 6
     assert (storage / "killed" / ".kill_injected").read_text() == "5"
     lines = (storage / "killed" / "metrics.jsonl").read_text().splitlines()

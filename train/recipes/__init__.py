@@ -44,7 +44,7 @@ def options_for(recipe: str, model: dict[str, Any]) -> BaseModel:
 def get_recipe(cfg: TrainConfig, labels: list[str]) -> Recipe:
     """Instantiate the recipe named by `cfg.recipe`."""
     module, cls = RECIPES[cfg.recipe].split(":")
-    return getattr(importlib.import_module(module), cls)(cfg, labels)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), cls)(cfg, labels)
 
 
 __all__ = ["OPTIONS", "RECIPES", "get_recipe", "options_for"]

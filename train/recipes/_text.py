@@ -16,8 +16,21 @@ import numpy as np
 
 from cluster.optional import require
 
-SPECIAL = ["<pad>", "<unk>", "<bos>", "<eos>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
-           "<|vision_end|>", "<|video_pad|>", "<|image_pad|>", "[MASK]", "[CLS]", "[SEP]"]
+SPECIAL = [
+    "<pad>",
+    "<unk>",
+    "<bos>",
+    "<eos>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|video_pad|>",
+    "<|image_pad|>",
+    "[MASK]",
+    "[CLS]",
+    "[SEP]",
+]
 CAPTION_PROMPT = "describe the video"
 
 
@@ -46,15 +59,23 @@ def build_tokenizer(corpus: list[str], vocab_size: int) -> Any:
     )
     tok.train_from_iterator(corpus, trainer=trainer)
     return transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>",
-        mask_token="[MASK]", cls_token="[CLS]", sep_token="[SEP]",
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<bos>",
+        eos_token="<eos>",
+        mask_token="[MASK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
         additional_special_tokens=SPECIAL[4:10],
     )
 
 
 def tokenizer_for(manifest: str | None, vocab_size: int) -> Any:
     if manifest is None:
-        raise ValueError("the video-language recipes build their tokenizer from data.manifest's text; set data.manifest")
+        raise ValueError(
+            "the video-language recipes build their tokenizer from data.manifest's text; set data.manifest"
+        )
     return build_tokenizer(corpus_from_manifest(manifest), vocab_size)
 
 
@@ -80,7 +101,11 @@ def chat_sequences(
         answer = str(batch["answer"][i]) if qa else str(batch["caption"][i])
         p = tok.encode(f" user {prompt}", add_special_tokens=False)[:max_text]
         a = tok.encode(f" {answer}", add_special_tokens=False)[:max_text]
-        video = [ids("<|vision_start|>"), *[ids("<|video_pad|>")] * video_tokens, ids("<|vision_end|>")] if video_tokens else []
+        video = (
+            [ids("<|vision_start|>"), *[ids("<|video_pad|>")] * video_tokens, ids("<|vision_end|>")]
+            if video_tokens
+            else []
+        )
         head = [start, *video, *p, end, start, *tok.encode(" assistant", add_special_tokens=False)]
         seq = head + a + [end]
         seqs.append(seq)

@@ -43,7 +43,7 @@ class ActionRecipe(Recipe):
 
         if len(self.labels) < 2:
             raise ValueError("the action recipe needs at least 2 labels (labels.json beside the manifest)")
-        model = ActionClassifierModel(self._hf_config())
+        model: Any = ActionClassifierModel(self._hf_config())
         if self.opts.pretrained and self.opts.backbone == "efficientnet_lite0":
             model.backbone.load_imagenet()
         return model
@@ -55,13 +55,15 @@ class ActionRecipe(Recipe):
         return {"backbone": backbone, "head": head}
 
     def _forward(self, model: Any, batch: dict[str, np.ndarray], step: int) -> dict[str, torch.Tensor]:
-        return model(  # type: ignore[no-any-return]
+        return model(
             pixel_values=self.video_tensor(batch, step),
             labels=torch.from_numpy(np.asarray(batch["label"], dtype=np.int64)),
             backbone_grad=self.backbone_trainable(step),
         )
 
-    def loss(self, model: Any, batch: dict[str, np.ndarray], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: Any, batch: dict[str, np.ndarray], step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         out = self._forward(model, batch, step)
         acc = (out["logits"].argmax(-1).numpy() == batch["label"]).mean()
         return out["loss"], {"cls_loss": float(out["loss"].detach()), "train_batch_accuracy": float(acc)}
@@ -76,6 +78,6 @@ class ActionRecipe(Recipe):
     def export(self, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None:
         from train.recipes.action_model import ActionClassifierModel
 
-        model = ActionClassifierModel(self._hf_config())
+        model: Any = ActionClassifierModel(self._hf_config())
         model.load_state_dict(state_dict)
         model.save_pretrained(out_dir, safe_serialization=True)

@@ -24,7 +24,7 @@ from train.recipes._frame_encoders import build_frame_encoder
 transformers = require("transformers", "train")
 
 
-class ActionClassifierConfig(transformers.PretrainedConfig):  # type: ignore[misc,name-defined]
+class ActionClassifierConfig(transformers.PretrainedConfig):  # type: ignore[name-defined]
     model_type = "vidray_action"
 
     def __init__(
@@ -52,21 +52,24 @@ class ActionClassifierConfig(transformers.PretrainedConfig):  # type: ignore[mis
         super().__init__(**kwargs)
 
 
-class ActionClassifierModel(transformers.PreTrainedModel):  # type: ignore[misc,name-defined]
+class ActionClassifierModel(transformers.PreTrainedModel):  # type: ignore[name-defined]
     config_class = ActionClassifierConfig
     base_model_prefix = "action"
     main_input_name = "pixel_values"
 
     def __init__(self, config: ActionClassifierConfig):
         super().__init__(config)
-        self.backbone = build_frame_encoder(config.backbone, pretrained=False)
-        stages = self.backbone.stages()
+        backbone: Any = build_frame_encoder(config.backbone, pretrained=False)
+        self.backbone = backbone
+        stages = backbone.stages()
         k = config.tunable_stages
         self._split = 0 if k < 0 else max(0, len(stages) - k)
         for stage in stages[: self._split]:  # never trained: keeps backward cheap on CPU
             stage.requires_grad_(False)
-        c = self.backbone.out_channels
-        self.proj = nn.Sequential(nn.Conv2d(c, config.proj_dim, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(config.grid))
+        c = backbone.out_channels
+        self.proj = nn.Sequential(
+            nn.Conv2d(c, config.proj_dim, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(config.grid)
+        )
         d = config.proj_dim * config.grid * config.grid
         self.temporal = nn.Sequential(
             nn.Conv1d(2 * d, config.hidden, 3, padding=1),
@@ -91,9 +94,10 @@ class ActionClassifierModel(transformers.PreTrainedModel):  # type: ignore[misc,
         """`pixel_values`: float [B, T, 3, H, W] in [0, 1], T >= 2. Returns logits (and loss with labels)."""
         b, t = pixel_values.shape[:2]
         # Batch norm statistics stay at their ImageNet values: clips per batch are few and alike.
-        self.backbone.eval()
-        stages = self.backbone.stages()
-        x = self.backbone.normalize(pixel_values.flatten(0, 1))
+        backbone: Any = self.backbone
+        backbone.eval()
+        stages = backbone.stages()
+        x = backbone.normalize(pixel_values.flatten(0, 1))
         with torch.no_grad():
             for stage in stages[: self._split]:
                 x = stage(x)

@@ -54,7 +54,9 @@ class Recipe(ABC):
 
     # -- steps ------------------------------------------------------------------------------
     @abstractmethod
-    def loss(self, model: Any, batch: dict[str, np.ndarray], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: Any, batch: dict[str, np.ndarray], step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """Total weighted loss for one batch and its named parts (floats, for metrics)."""
 
     def evaluate(self, model: Any, batch: dict[str, np.ndarray]) -> dict[str, float]:
@@ -94,7 +96,9 @@ class Recipe(ABC):
         s = self.size_at(step)
         if s != x.shape[-1]:
             b, tt = x.shape[:2]
-            x = torch.nn.functional.interpolate(x.flatten(0, 1), size=(s, s), mode="bilinear", align_corners=False)
+            x = torch.nn.functional.interpolate(
+                x.flatten(0, 1), size=(s, s), mode="bilinear", align_corners=False
+            )
             x = x.view(b, tt, 3, s, s)
         return x
 

@@ -28,7 +28,7 @@ from train.recipes.vlm import per_task_loss
 
 
 class VideoChatGPTModel(nn.Module):
-    def __init__(self, encoder: nn.Module, lm: Any, num_labels: int):
+    def __init__(self, encoder: Any, lm: Any, num_labels: int):
         super().__init__()
         self.encoder = encoder.requires_grad_(False)
         c = encoder.out_channels
@@ -48,14 +48,19 @@ class VideoChatGPTModel(nn.Module):
         temporal = feats.mean(dim=2)  # [B, T, C]  (pooled over space)
         return torch.cat([spatial, temporal], dim=1), feats.mean(dim=(1, 2))
 
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         tokens, pooled = self.visual_tokens(pixel_values)
         vis = self.projector(tokens)
         text = self.lm.get_input_embeddings()(input_ids)
         embeds = torch.cat([vis.to(text.dtype), text], dim=1)
         mask = torch.cat([attention_mask.new_ones(vis.shape[:2]), attention_mask], dim=1)
-        logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits[:, vis.shape[1]:]
+        logits = self.lm(inputs_embeds=embeds, attention_mask=mask).logits[:, vis.shape[1] :]
         return {"logits": logits, "cls_logits": self.cls_head(pooled)}
 
 
@@ -68,9 +73,16 @@ class VideoChatGPTRecipe(Recipe):
         transformers = require("transformers", "train")
         h = self.opts.hidden_size
         config = transformers.LlamaConfig(
-            vocab_size=len(self.tok), hidden_size=h, intermediate_size=2 * h, num_hidden_layers=self.opts.layers,
-            num_attention_heads=4, num_key_value_heads=2, head_dim=h // 4, max_position_embeddings=512,
-            bos_token_id=self.tok.bos_token_id, eos_token_id=self.tok.convert_tokens_to_ids("<|im_end|>"),
+            vocab_size=len(self.tok),
+            hidden_size=h,
+            intermediate_size=2 * h,
+            num_hidden_layers=self.opts.layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=h // 4,
+            max_position_embeddings=512,
+            bos_token_id=self.tok.bos_token_id,
+            eos_token_id=self.tok.convert_tokens_to_ids("<|im_end|>"),
             pad_token_id=self.tok.pad_token_id,
         )
         return transformers.LlamaForCausalLM(config)
@@ -79,34 +91,49 @@ class VideoChatGPTRecipe(Recipe):
         encoder = build_frame_encoder(self.opts.backbone, self.opts.pretrained)
         return VideoChatGPTModel(encoder, self._lm(), len(self.labels))
 
-    def loss(self, model: Any, batch: dict[str, np.ndarray], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def _forward(
+        self, model: Any, batch: dict[str, np.ndarray], step: int
+    ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
         seqs, labels, tasks = chat_sequences(self.tok, batch, step, 0, self.opts.max_text_tokens)
         input_ids = torch.from_numpy(pad(seqs, self.tok.pad_token_id))
-        out = model(pixel_values=self.video_tensor(batch, step), input_ids=input_ids,
-                    attention_mask=(input_ids != self.tok.pad_token_id).long())
+        out = model(
+            pixel_values=self.video_tensor(batch, step),
+            input_ids=input_ids,
+            attention_mask=(input_ids != self.tok.pad_token_id).long(),
+        )
         o = self.opts
-        total, parts = per_task_loss(out["logits"], torch.from_numpy(pad(labels, -100)), tasks,
-                                     {"qa": o.qa_weight, "caption": o.caption_weight})
+        total, parts = per_task_loss(
+            out["logits"],
+            torch.from_numpy(pad(labels, -100)),
+            tasks,
+            {"qa": o.qa_weight, "caption": o.caption_weight},
+        )
         if o.cls_weight > 0:
-            cls = nn.functional.cross_entropy(out["cls_logits"].float(), torch.from_numpy(batch["label"].astype(np.int64)))
+            cls = nn.functional.cross_entropy(
+                out["cls_logits"].float(), torch.from_numpy(batch["label"].astype(np.int64))
+            )
             total = total + o.cls_weight * cls
             parts["cls_loss"] = float(cls.detach())
+        return total, parts, out["cls_logits"]
+
+    def loss(
+        self, model: Any, batch: dict[str, np.ndarray], step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        total, parts, _ = self._forward(model, batch, step)
         return total, parts
 
     def evaluate(self, model: Any, batch: dict[str, np.ndarray]) -> dict[str, float]:
-        result = super().evaluate(model, batch)
-        if self.opts.cls_weight > 0:
-            with torch.no_grad():
-                tokens, pooled = model.module.visual_tokens(self.video_tensor(batch, self.cfg.optim.max_steps)) \
-                    if hasattr(model, "module") else model.visual_tokens(self.video_tensor(batch, self.cfg.optim.max_steps))
-                head = model.module.cls_head if hasattr(model, "module") else model.cls_head
-                pred = head(pooled).argmax(-1).numpy()
-            result["correct"] = float((pred == batch["label"]).sum())
+        with torch.no_grad():
+            total, _, cls_logits = self._forward(model, batch, self.cfg.optim.max_steps)
+        n = float(len(batch["idx"]))
+        result = {"loss_sum": float(total) * n, "count": n}
+        if self.opts.cls_weight > 0:  # the classification head's accuracy on held-out clips
+            result["correct"] = float((cls_logits.argmax(-1).numpy() == batch["label"]).sum())
         return result
 
     def export(self, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None:
         safetensors_torch = require("safetensors.torch", "train")
-        model = self.build_model()
+        model: Any = self.build_model()
         model.load_state_dict(state_dict)
         model.lm.save_pretrained(out_dir / "lm", safe_serialization=True)  # loads with AutoModelForCausalLM
         self.tok.save_pretrained(out_dir / "lm")
@@ -114,7 +141,15 @@ class VideoChatGPTRecipe(Recipe):
         safetensors_torch.save_file(adapter, str(out_dir / "adapter.safetensors"))
         import json
 
-        (out_dir / "adapter_config.json").write_text(json.dumps({
-            "recipe": "video_chatgpt", "options": self.opts.model_dump(), "labels": self.labels,
-            "num_frames": self.frames_at(self.cfg.optim.max_steps), "image_size": self.size_at(self.cfg.optim.max_steps),
-        }, indent=2))
+        (out_dir / "adapter_config.json").write_text(
+            json.dumps(
+                {
+                    "recipe": "video_chatgpt",
+                    "options": self.opts.model_dump(),
+                    "labels": self.labels,
+                    "num_frames": self.frames_at(self.cfg.optim.max_steps),
+                    "image_size": self.size_at(self.cfg.optim.max_steps),
+                },
+                indent=2,
+            )
+        )

@@ -52,8 +52,13 @@ class VideoBERTModel(nn.Module):
         self.bert = bert
         self.register_buffer("codebook", torch.zeros(codebook_size, feature_dim))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor,
-                visual: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor,
+        visual: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
         logits = self.bert(input_ids=input_ids, attention_mask=attention_mask).logits.float()
         tok = nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
         masked = labels != -100
@@ -77,11 +82,17 @@ class VideoBERTRecipe(Recipe):
         transformers = require("transformers", "train")
         h = self.opts.hidden_size
         config = transformers.BertConfig(
-            vocab_size=self.text_vocab + self.opts.codebook_size, hidden_size=h, num_hidden_layers=self.opts.layers,
-            num_attention_heads=4, intermediate_size=2 * h, max_position_embeddings=256,
+            vocab_size=self.text_vocab + self.opts.codebook_size,
+            hidden_size=h,
+            num_hidden_layers=self.opts.layers,
+            num_attention_heads=4,
+            intermediate_size=2 * h,
+            max_position_embeddings=256,
             pad_token_id=self.tok.pad_token_id,
         )
-        return VideoBERTModel(transformers.BertForMaskedLM(config), self.opts.codebook_size, 3 * FEATURE_GRID**2)
+        return VideoBERTModel(
+            transformers.BertForMaskedLM(config), self.opts.codebook_size, 3 * FEATURE_GRID**2
+        )
 
     def prepare(self, model: torch.nn.Module, sample: dict[str, np.ndarray]) -> None:
         """Fit the visual codebook on rank 0's first batch and broadcast it (same words on every rank)."""
@@ -100,7 +111,9 @@ class VideoBERTRecipe(Recipe):
         cls_id, sep_id, pad_id = self.tok.cls_token_id, self.tok.sep_token_id, self.tok.pad_token_id
         seqs, is_vis = [], []
         for i in range(len(feats)):
-            text = self.tok.encode(f" {batch['caption'][i]}", add_special_tokens=False)[: self.opts.max_text_tokens]
+            text = self.tok.encode(f" {batch['caption'][i]}", add_special_tokens=False)[
+                : self.opts.max_text_tokens
+            ]
             vis = (words[i] + self.text_vocab).tolist()
             seqs.append([cls_id, *text, sep_id, *vis, sep_id])
             is_vis.append([False] * (len(text) + 2) + [True] * len(vis) + [False])
@@ -117,12 +130,22 @@ class VideoBERTRecipe(Recipe):
         rand_tok = torch.randint(0, self.text_vocab + self.opts.codebook_size, ids.shape)
         swap = target & (roll >= 0.8) & (roll < 0.9)
         masked[swap] = rand_tok[swap]
-        return {"input_ids": masked, "attention_mask": (ids != pad_id).long(), "labels": labels, "visual": visual}
+        return {
+            "input_ids": masked,
+            "attention_mask": (ids != pad_id).long(),
+            "labels": labels,
+            "visual": visual,
+        }
 
-    def loss(self, model: Any, batch: dict[str, np.ndarray], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: Any, batch: dict[str, np.ndarray], step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         out = model(**self._sequences(model, batch, step))
         total = self.opts.visual_weight * out["visual_loss"] + self.opts.text_weight * out["text_loss"]
-        return total, {"visual_loss": float(out["visual_loss"].detach()), "text_loss": float(out["text_loss"].detach())}
+        return total, {
+            "visual_loss": float(out["visual_loss"].detach()),
+            "text_loss": float(out["text_loss"].detach()),
+        }
 
     def evaluate(self, model: Any, batch: dict[str, np.ndarray]) -> dict[str, float]:
         g = torch.get_rng_state()
@@ -136,8 +159,10 @@ class VideoBERTRecipe(Recipe):
 
     def export(self, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None:
         safetensors_torch = require("safetensors.torch", "train")
-        model = self.build_model()
+        model: Any = self.build_model()
         model.load_state_dict(state_dict)
         model.bert.save_pretrained(out_dir, safe_serialization=True)  # BertForMaskedLM.from_pretrained
         self.tok.save_pretrained(out_dir)
-        safetensors_torch.save_file({"codebook": model.codebook.contiguous()}, str(out_dir / "visual_codebook.safetensors"))
+        safetensors_torch.save_file(
+            {"codebook": model.codebook.contiguous()}, str(out_dir / "visual_codebook.safetensors")
+        )

@@ -37,12 +37,14 @@ def qwen_video_patches(video: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return x.reshape(gt * gh * gw, c * TEMPORAL_PATCH * PATCH * PATCH), torch.tensor([gt, gh, gw])
 
 
-def per_task_loss(logits: torch.Tensor, labels: torch.Tensor, tasks: list[str],
-                  weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
+def per_task_loss(
+    logits: torch.Tensor, labels: torch.Tensor, tasks: list[str], weights: dict[str, float]
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Next-token loss per sequence, averaged within each task, then the weighted sum over tasks."""
     shift_logits, shift_labels = logits[:, :-1].float(), labels[:, 1:]
-    tok = torch.nn.functional.cross_entropy(shift_logits.transpose(1, 2), shift_labels, ignore_index=-100,
-                                            reduction="none")
+    tok = torch.nn.functional.cross_entropy(
+        shift_logits.transpose(1, 2), shift_labels, ignore_index=-100, reduction="none"
+    )
     mask = (shift_labels != -100).float()
     per_seq = (tok * mask).sum(1) / mask.sum(1).clamp(min=1)
     total = logits.new_zeros((), dtype=torch.float32)
@@ -70,20 +72,36 @@ class VLMRecipe(Recipe):
         mrope = [section - 2 * (section // 3), section // 3, section // 3]
         return transformers.Qwen2VLConfig(
             text_config={
-                "vocab_size": len(self.tok), "hidden_size": o.hidden_size, "intermediate_size": 2 * o.hidden_size,
-                "num_hidden_layers": o.layers, "num_attention_heads": heads, "num_key_value_heads": 2,
-                "max_position_embeddings": 1024, "bos_token_id": ids("<bos>"), "eos_token_id": ids("<|im_end|>"),
+                "vocab_size": len(self.tok),
+                "hidden_size": o.hidden_size,
+                "intermediate_size": 2 * o.hidden_size,
+                "num_hidden_layers": o.layers,
+                "num_attention_heads": heads,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 1024,
+                "bos_token_id": ids("<bos>"),
+                "eos_token_id": ids("<|im_end|>"),
                 "pad_token_id": ids("<pad>"),
                 "rope_scaling": {"type": "mrope", "mrope_section": mrope},
             },
             vision_config={
-                "depth": o.vision_depth, "embed_dim": o.vision_dim, "hidden_size": o.hidden_size,
-                "num_heads": 2, "mlp_ratio": 2, "patch_size": PATCH, "temporal_patch_size": TEMPORAL_PATCH,
-                "spatial_merge_size": MERGE, "in_channels": 3,
+                "depth": o.vision_depth,
+                "embed_dim": o.vision_dim,
+                "hidden_size": o.hidden_size,
+                "num_heads": 2,
+                "mlp_ratio": 2,
+                "patch_size": PATCH,
+                "temporal_patch_size": TEMPORAL_PATCH,
+                "spatial_merge_size": MERGE,
+                "in_channels": 3,
             },
-            image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-            vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-            bos_token_id=ids("<bos>"), eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<pad>"),
+            image_token_id=ids("<|image_pad|>"),
+            video_token_id=ids("<|video_pad|>"),
+            vision_start_token_id=ids("<|vision_start|>"),
+            vision_end_token_id=ids("<|vision_end|>"),
+            bos_token_id=ids("<bos>"),
+            eos_token_id=ids("<|im_end|>"),
+            pad_token_id=ids("<pad>"),
         )
 
     def _base_model(self) -> Any:
@@ -95,20 +113,26 @@ class VLMRecipe(Recipe):
             return model
         peft = require("peft", "train")
         lora = peft.LoraConfig(
-            r=self.opts.lora_rank, lora_alpha=self.opts.lora_alpha, lora_dropout=0.0,
+            r=self.opts.lora_rank,
+            lora_alpha=self.opts.lora_alpha,
+            lora_dropout=0.0,
             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
         )
         return peft.get_peft_model(model, lora)
 
     def build_model(self) -> torch.nn.Module:
-        return self._wrap_lora(self._base_model())  # type: ignore[no-any-return]
+        return self._wrap_lora(self._base_model())
 
-    def _inputs(self, batch: dict[str, np.ndarray], step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
+    def _inputs(
+        self, batch: dict[str, np.ndarray], step: int
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, list[str]]:
         video = self.video_tensor(batch, step)  # [B, T, 3, S, S]
         t = video.shape[1] - video.shape[1] % TEMPORAL_PATCH
         s = max(28, self.size_at(step) // 28 * 28)
         b = video.shape[0]
-        v = torch.nn.functional.interpolate(video[:, :t].flatten(0, 1), size=(s, s), mode="bilinear", align_corners=False)
+        v = torch.nn.functional.interpolate(
+            video[:, :t].flatten(0, 1), size=(s, s), mode="bilinear", align_corners=False
+        )
         mean, std = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), torch.tensor(CLIP_STD).view(1, 3, 1, 1)
         v = ((v - mean) / std).view(b, t, 3, s, s)
         patches, grids = zip(*(qwen_video_patches(v[i]) for i in range(b)), strict=True)
@@ -125,13 +149,17 @@ class VLMRecipe(Recipe):
         }
         return inputs, torch.from_numpy(pad(labels, -100)), tasks
 
-    def loss(self, model: Any, batch: dict[str, np.ndarray], step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, model: Any, batch: dict[str, np.ndarray], step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         inputs, labels, tasks = self._inputs(batch, step)
         logits = model(**inputs).logits
-        return per_task_loss(logits, labels, tasks, {"qa": self.opts.qa_weight, "caption": self.opts.caption_weight})
+        return per_task_loss(
+            logits, labels, tasks, {"qa": self.opts.qa_weight, "caption": self.opts.caption_weight}
+        )
 
     def export(self, state_dict: dict[str, torch.Tensor], out_dir: Path) -> None:
-        model = self.build_model()
+        model: Any = self.build_model()
         model.load_state_dict(state_dict)
         if self.opts.lora_rank:
             model = model.merge_and_unload()  # plain Qwen2-VL weights: loadable without peft

@@ -31,7 +31,7 @@ def _synthetic(args: argparse.Namespace) -> int:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train", help="fine-tune a video model with Ray Train + DeepSpeed (train/configs/*.yaml)"
     )
