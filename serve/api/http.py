@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from cluster import metrics
+from cluster import metric_names as mn
 from cluster.errors import VidrayError
 from cluster.log import log_context
 from serve.jobs.store import QueueFullError
@@ -66,7 +66,7 @@ def create_api() -> FastAPI:
         headers = {}
         if isinstance(inner, QueueFullError):
             headers["Retry-After"] = str(inner.retry_after)
-            metrics.counter("vidray_queue_full_total", "Submits refused because the queue was full.").inc()
+            mn.get(mn.QUEUE_FULL).inc()
         return JSONResponse(status_code=status, content=error_doc(status, message), headers=headers)
 
     @api.exception_handler(RequestValidationError)
@@ -107,12 +107,8 @@ def create_api() -> FastAPI:
             response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        metrics.counter(
-            "vidray_http_requests_total", "HTTP requests by route and status.", ["method", "route", "status"]
-        ).labels(request.method, path, str(response.status_code)).inc()
-        metrics.histogram(
-            "vidray_http_request_seconds", "HTTP request latency (headers sent).", ["method", "route"]
-        ).labels(request.method, path).observe(time.perf_counter() - started)
+        mn.get(mn.HTTP_REQUESTS).labels(request.method, path, str(response.status_code)).inc()
+        mn.get(mn.HTTP_SECONDS).labels(request.method, path).observe(time.perf_counter() - started)
         response.headers["X-Request-Id"] = rid
         return response
 

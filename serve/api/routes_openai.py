@@ -19,7 +19,6 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
-from cluster import metrics
 from cluster.errors import InputError, UnavailableError
 from serve.api.auth import Principal, get_ctx, role
 from serve.api.context import AppContext
@@ -75,9 +74,6 @@ async def chat_completions(
     request["user"] = who.user
     cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
     created = int(time.time())
-    metrics.counter("vidray_chat_requests_total", "Chat completion requests.", ["stream"]).labels(
-        stream=str(body.stream).lower()
-    ).inc()
     gen = ctx.analyzer.options(stream=True).chat.remote(request)
     if body.stream:
         # pull the first delta before answering so errors before any text become a proper 4xx/5xx

@@ -56,7 +56,10 @@ def prometheus(ctx: AppContext = Depends(get_ctx)) -> Response:
     from cluster import metrics
 
     counts = ctx.store.counts()
-    gauge = metrics.gauge("vidray_jobs", "Jobs in the database by status.", ["status"])
+    from cluster import metric_names as mn
+
+    gauge = mn.get(mn.JOBS_BY_STATUS)
+    mn.get(mn.QUEUE_CAPACITY).set(ctx.settings.max_queue_depth)
     for status in ("queued", "running", "succeeded", "failed", "cancelled"):
         gauge.labels(status=status).set(counts.get(status, 0))
     return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from cluster import metrics
+from cluster import metric_names as mn
 from cluster.errors import InputError, TooLargeError
 from serve.api.auth import Principal, check_job, check_video_owner, check_video_read, get_ctx, role
 from serve.api.context import AppContext
@@ -56,7 +56,7 @@ _UPLOAD_FORMS = {
 
 
 def _submitted() -> Any:
-    return metrics.counter("vidray_jobs_submitted_total", "Jobs accepted by the API.", ["kind", "cached"])
+    return mn.get(mn.JOBS_SUBMITTED)
 
 
 def _check_url(ctx: AppContext, url: str) -> None:
@@ -319,13 +319,9 @@ def analyze(
     who: Principal = Depends(role("analyst")),
     ctx: AppContext = Depends(get_ctx),
 ) -> Any:
-    started = time.perf_counter()
     job, created = _submit_analysis(ctx, who, body, idempotency_key)
     cached = job["status"] == "succeeded" and job.get("stage") == "cached"
     _submitted().labels(kind="analyze", cached=str(cached).lower()).inc()
-    metrics.histogram("vidray_submit_seconds", "Time to accept a job.", ["kind"]).labels(
-        kind="analyze"
-    ).observe(time.perf_counter() - started)
     if ctx.dispatcher:
         ctx.dispatcher.wake()
     return JSONResponse(

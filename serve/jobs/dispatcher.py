@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from cluster import metric_names as mn
 from serve.jobs.store import Claim, JobStore
 
 log = logging.getLogger("serve.jobs.dispatcher")
@@ -95,6 +96,7 @@ class Dispatcher:
                         self._wake.wait(self.poll_s)
                         self._wake.clear()
                         continue
+                    mn.get(mn.QUEUE_WAIT_SECONDS).observe(max(0.0, time.time() - claim.created_at))
                     self.in_flight[claim.job_id] = claim
                     self._pool.submit(self._run, claim)
             except Exception:  # the DB went away for a moment: keep the loop alive
@@ -103,7 +105,14 @@ class Dispatcher:
 
     def _run(self, claim: Claim) -> None:
         try:
-            self.runners[claim.kind](claim)
+            status = self.runners[claim.kind](claim)
+            if status == "succeeded":
+                mn.get(mn.JOBS_SUCCEEDED).labels(task=claim.kind, backend="serve").inc()
+                mn.get(mn.JOB_SECONDS).labels(task=claim.kind).observe(
+                    max(0.0, time.time() - claim.created_at)
+                )
+            elif status == "failed":
+                mn.get(mn.JOBS_FAILED).labels(task=claim.kind, backend="serve", error="job").inc()
         except Exception as e:  # the replica died or the call could not be delivered
             if self._stop.is_set():
                 return  # stop() releases it

@@ -53,6 +53,7 @@ class Claim:
     token: str
     kind: str
     attempts: int
+    created_at: float = 0.0
 
 
 def cache_key(content_sha256: str, params: dict[str, Any]) -> str:
@@ -164,7 +165,7 @@ class JobStore:
         with self.engine.begin() as c:
             for _ in range(3):  # lost a race to another dispatcher: look again
                 row = c.execute(
-                    sa.select(jobs.c.id, jobs.c.kind, jobs.c.attempts)
+                    sa.select(jobs.c.id, jobs.c.kind, jobs.c.attempts, jobs.c.created_at)
                     .where(jobs.c.status == "queued", jobs.c.kind.in_(kinds), jobs.c.owner.not_in(busy))
                     .order_by(jobs.c.created_at, jobs.c.id)
                     .limit(1)
@@ -194,7 +195,7 @@ class JobStore:
                             data={"attempt": row.attempts + 1, "worker": worker},
                         )
                     )
-                    return Claim(row.id, token, row.kind, row.attempts + 1)
+                    return Claim(row.id, token, row.kind, row.attempts + 1, float(row.created_at))
         return None
 
     def report(
