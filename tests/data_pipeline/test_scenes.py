@@ -156,3 +156,12 @@ def test_bad_arguments(media) -> None:  # type: ignore[no-untyped-def]
         detect_scenes(media.scenes.path, threshold=0.5)
     with pytest.raises(InputError, match="does not exist"):
         detect_scenes(media.dir / "missing.mp4")
+
+
+@pytest.mark.skipif(not REAL[2].exists(), reason="Debian opencv-doc is not installed")
+def test_real_cuts_in_an_animated_film_clip() -> None:
+    # Shot/reverse-shot dialogue in one dim, warm-lit room: similar palettes on both sides of each
+    # cut. The three cuts were checked by eye (frames before/after each one differ in framing).
+    fps = 24000 / 1001
+    result = detect_scenes(REAL[2])
+    assert result.cuts == pytest.approx([99 / fps, 155 / fps, 201 / fps], abs=1.01 / fps)
