@@ -330,3 +330,17 @@ def test_prod_network_policy_admits_only_listed_sources_to_ray_ports() -> None:
         assert all("namespaceSelector" in s for s in sources) and rule.get("ports"), rule
         # Outside the namespace nobody reaches the GCS (6379) or the Ray client (10001).
         assert not {p["port"] for p in rule["ports"]} & {6379, 10001}, rule
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_template_carries_the_selector_labels(overlay: str) -> None:
+    """KubeRay does not copy a resource's labels to its pods; NetworkPolicy/PodMonitor need them on pods."""
+    for doc in _rendered(overlay).values():
+        for spec in _k8s.ray_cluster_specs(doc):
+            groups = [spec["headGroupSpec"], *spec.get("workerGroupSpecs", [])]
+            for g in groups:
+                labels = g["template"].get("metadata", {}).get("labels", {})
+                assert labels.get("app.kubernetes.io/part-of") == "vidray", (
+                    doc["kind"],
+                    g.get("groupName", "head"),
+                )
