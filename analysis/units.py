@@ -54,6 +54,35 @@ def sentences_from_words(words: list[list[Any]], max_words: int = 40) -> list[Un
     return units
 
 
+def clauses_from_words(words: list[list[Any]], min_words: int = 3) -> list[Unit]:
+    """Clauses (split at , ; : and sentence ends) with exact word times, for precise retrieval.
+
+    A long sentence dilutes its embedding; the clause "knead the dough for ten minutes" matches
+    "how long should the dough be kneaded" far better than the whole three-clause sentence.
+    """
+    units: list[Unit] = []
+    cur: list[list[Any]] = []
+    for w in words:
+        cur.append(w)
+        if str(w[2]).endswith((".", "!", "?", ",", ";", ":")) and len(cur) >= min_words:
+            units.append(Unit("speech", float(cur[0][0]), float(cur[-1][1]), " ".join(str(x[2]) for x in cur)))
+            cur = []
+    if cur:
+        units.append(Unit("speech", float(cur[0][0]), float(cur[-1][1]), " ".join(str(x[2]) for x in cur)))
+    return units
+
+
+def clause_units(ctx: Any) -> list[Unit]:
+    """Spoken clauses when word times exist, else the sentences."""
+    from analysis.transcript import transcribe_video
+
+    def compute() -> list[Unit]:
+        words = transcribe_video(ctx).get("words") or []
+        return clauses_from_words(words) if words else speech_units(ctx)
+
+    return ctx.memo("clause_units", compute)  # type: ignore[no-any-return]
+
+
 def speech_units(ctx: Any) -> list[Unit]:
     from analysis.transcript import transcribe_video
 
