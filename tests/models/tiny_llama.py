@@ -54,7 +54,7 @@ def build(out: Path) -> None:
         tie_word_embeddings=True,
     )
     model = LlamaForCausalLM(config).to(torch.float32)
-    model.config.torch_dtype = torch.float32
+    model.config.dtype = torch.float32
     model.save_pretrained(out, safe_serialization=True)
 
 
