@@ -16,7 +16,10 @@ id): each label value is a separate time series in Prometheus.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 Kind = Literal["counter", "gauge", "histogram"]
@@ -229,3 +232,46 @@ def ray_metric(name: str) -> Any:
     return ray_metrics.Histogram(
         s.name, s.help, boundaries=list(s.buckets or LATENCY_BUCKETS), tag_keys=tag_keys
     )
+
+
+def _peak_rss_bytes() -> int:
+    """This process's peak resident memory (VmHWM), falling back to getrusage where /proc is absent."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024  # KiB on Linux
+
+
+def _current_rss_bytes() -> int:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return _peak_rss_bytes()
+
+
+@contextmanager
+def track_job_memory(task: str, component: str = "worker") -> Iterator[dict[str, int]]:
+    """Observe the peak memory of the job run inside the block into `vidray_job_peak_memory_bytes`.
+
+    Why reset the peak first: a long-lived worker's lifetime peak says nothing about this job.
+    Linux resets VmHWM when "5" is written to /proc/self/clear_refs; where that is not allowed the
+    lifetime peak is reported (an over-estimate, never an under-estimate). The yielded dict gets
+    `peak_bytes` for the caller's logs.
+    """
+    with suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    out: dict[str, int] = {}
+    try:
+        yield out
+    finally:
+        out["peak_bytes"] = _peak_rss_bytes()
+        get(JOB_PEAK_MEMORY).labels(task=task).observe(out["peak_bytes"])
+        get(PROCESS_MEMORY).labels(component=component).set(_current_rss_bytes())

@@ -282,3 +282,17 @@ def test_ray_metrics_export_uses_catalogue_names(tmp_path: Path) -> None:
     )
     assert "ray_vidray_jobs_succeeded_total" in names, names
     assert {n.removeprefix("ray_") for n in names} <= mn.known_series()
+
+
+def test_track_job_memory_sees_a_jobs_peak() -> None:
+    from cluster import metrics
+
+    before = metrics.value("vidray_job_peak_memory_bytes_count", {"task": "memtest"})
+    with mn.track_job_memory("memtest") as small:
+        pass
+    with mn.track_job_memory("memtest") as big:
+        block = bytearray(200 * 1024 * 1024)  # touched: bytearray zero-fills, so it is resident
+        del block
+    assert big["peak_bytes"] - small["peak_bytes"] >= 150 * 1024 * 1024, (small, big)
+    assert metrics.value("vidray_job_peak_memory_bytes_count", {"task": "memtest"}) == before + 2
+    assert metrics.value("vidray_process_memory_bytes", {"component": "worker"}) > 0
