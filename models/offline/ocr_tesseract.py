@@ -24,6 +24,7 @@ import numpy as np
 
 from cluster.optional import require
 from models.base import OCR, Availability, TextBox
+from models.errors import BackendError
 from models.offline._packaged import check
 from models.offline.layout import CharBox, lines_from_chars
 
@@ -60,13 +61,18 @@ class TesseractOCR(OCR):
         if scale != 1.0:
             pil = pil.resize((round(pil.width * scale), round(pil.height * scale)), Image.Resampling.LANCZOS)
         config = f"--psm {int(opts.get('psm', 6))} -c hocr_char_boxes=1"
-        hocr = pytesseract.image_to_pdf_or_hocr(
-            pil,
-            extension="hocr",
-            lang=str(opts.get("lang", "eng")),
-            config=config,
-            timeout=float(opts.get("timeout_s", 60)),
-        )
+        try:
+            hocr = pytesseract.image_to_pdf_or_hocr(
+                pil,
+                extension="hocr",
+                lang=str(opts.get("lang", "eng")),
+                config=config,
+                timeout=float(opts.get("timeout_s", 60)),
+            )
+        except (pytesseract.TesseractError, pytesseract.TesseractNotFoundError, RuntimeError) as e:
+            # A missing language pack, a missing binary or a timeout: the router moves on to the
+            # next OCR backend instead of failing the request.
+            raise BackendError(f"{self.name}: tesseract failed ({e})", backend=self.name) from e
         return lines_from_chars(parse_hocr_chars(hocr, scale))
 
 

@@ -104,3 +104,14 @@ def test_tesseract_reads_proportional_text_as_words() -> None:
     ImageDraw.Draw(img).text((20, 40), "Quarterly revenue grew", font=font, fill="black")
     boxes = TesseractOCR().read(np.asarray(img))
     assert [b.text for b in boxes] == ["Quarterly revenue grew"]
+
+
+def test_tesseract_failure_is_a_backend_error() -> None:
+    from cluster.config import BackendConfig
+    from models.errors import BackendError
+
+    ocr = TesseractOCR(BackendConfig(type="tesseract", options={"lang": "nosuchlang"}))
+    if not ocr.availability().ok:
+        pytest.skip(ocr.availability().reason)
+    with pytest.raises(BackendError, match="tesseract failed"):
+        ocr.read(np.full((40, 120, 3), 255, np.uint8))
