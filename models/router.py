@@ -21,16 +21,15 @@ Errors that are not `UnavailableError`s are bugs and propagate unchanged.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 
@@ -59,6 +58,9 @@ from models.base import (
     VisionLanguage,
 )
 from models.errors import AllBackendsFailed, BackendError, BudgetExceeded, MissingCredentials, RateLimited
+from models.routed import Attempt, Routed, RoutedStream, _prepend, routed_json
+
+__all__ = ["DEFAULT_TASK", "Attempt", "Routed", "RoutedStream", "Router", "routed_json"]
 
 log = logging.getLogger("models.router")
 
@@ -75,34 +77,6 @@ DEFAULT_TASK: dict[Kind, str] = {
 }
 
 _AVAILABILITY_TTL_S = 10.0  # availability() checks env vars / files; re-check at most this often
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One backend's turn on a request: `outcome` ok | error | skipped, with the reason."""
-
-    backend: str
-    outcome: Literal["ok", "error", "skipped"]
-    reason: str = ""
-    error: str = ""  # error class name
-    tries: int = 0
-    elapsed_s: float = 0.0
-    variant: str = ""
-
-
-@dataclass
-class Routed(Generic[T]):
-    """A model answer and where it came from: which backend, after which attempts, at what cost."""
-
-    value: T
-    backend: str
-    task: str
-    model: str = ""
-    attempts: list[Attempt] = field(default_factory=list)
-    variant: str = ""  # "<ab entry>:<a|b>" when an A/B split chose the backend
-    usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0
-    cached: bool = False
 
 
 @dataclass
@@ -564,26 +538,6 @@ class Router:
         return cap * (0.5 + 0.5 * self._rng.random())
 
 
-class RoutedStream:
-    """An iterator of text deltas that also says which backend produced them."""
-
-    def __init__(self, routed: Routed[Iterator[str]]) -> None:
-        self._it = routed.value
-        self.backend = routed.backend
-        self.attempts = routed.attempts
-        self.variant = routed.variant
-        self.model = routed.model
-
-    def __iter__(self) -> Iterator[str]:
-        return self._it
-
-
-def _prepend(first: str | None, rest: Iterator[str]) -> Iterator[str]:
-    if first is not None:
-        yield first
-    yield from rest
-
-
 def _unit(text: str) -> float:
     """A uniform number in [0, 1) from a string, so the same request id always lands in the same variant."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
@@ -595,17 +549,3 @@ def _digest_array(a: np.ndarray) -> str:
 
 def _digest_frame(f: TimedFrame) -> str:
     return f"{f.t:.3f}:{_digest_array(f.image)}"
-
-
-def routed_json(r: Routed[Any]) -> dict[str, Any]:
-    """A JSON-safe description of where an answer came from (for API responses and logs)."""
-    return {
-        "backend": r.backend,
-        "model": r.model,
-        "task": r.task,
-        "variant": r.variant,
-        "cached": r.cached,
-        "cost_usd": r.cost_usd,
-        "usage": {"input_tokens": r.usage.input_tokens, "output_tokens": r.usage.output_tokens},
-        "attempts": [json.loads(json.dumps(a.__dict__)) for a in r.attempts],
-    }
