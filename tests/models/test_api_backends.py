@@ -263,3 +263,9 @@ def test_router_falls_back_from_gemini_to_openai(gem: FakeGemini, oai: FakeOpenA
     gem.push(Status(503, "overloaded"))
     out = Router(models).generate([ChatMessage("user", "what?")], frames(1))
     assert out.backend == "openai" and [a.error for a in out.attempts] == ["TransientError", ""]
+
+
+def test_gemini_streams(gem: FakeGemini) -> None:
+    gem.default = Reply("streamed answer")
+    text = "".join(gemini_backend(gem.url).stream([ChatMessage("user", "go")]))
+    assert text == "streamed answer" and gem.calls(":streamGenerateContent")
