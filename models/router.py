@@ -60,7 +60,7 @@ from models.base import (
 from models.errors import AllBackendsFailed, BackendError, BudgetExceeded, MissingCredentials, RateLimited
 from models.routed import Attempt, Routed, RoutedStream, _prepend, routed_json
 
-__all__ = ["DEFAULT_TASK", "Attempt", "Routed", "RoutedStream", "Router", "routed_json"]
+__all__ = ["DEFAULT_TASK", "Attempt", "Routed", "RoutedStream", "Router", "routed_json", "shared_router"]
 
 log = logging.getLogger("models.router")
 
@@ -549,3 +549,20 @@ def _digest_array(a: np.ndarray) -> str:
 
 def _digest_frame(f: TimedFrame) -> str:
     return f"{f.t:.3f}:{_digest_array(f.image)}"
+
+
+_SHARED: dict[str, Router] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_router(settings: Settings) -> Router:
+    """One router per process and configuration, so breakers, rate limits and SQLite handles are shared.
+
+    Why: a router's circuit breakers and token buckets only work if every call in the process goes
+    through the same instance; building one per request would forget every failure.
+    """
+    key = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = Router(settings)
+        return _SHARED[key]

@@ -113,3 +113,12 @@ def test_cli_models_json(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     assert doc["offline"] and not {b["name"]: b for b in doc["backends"]}["openai"]["available"]
     assert main(["models"]) == 0
     assert "task order" in capsys.readouterr().out
+
+
+def test_shared_router_is_one_per_configuration(tmp_path: Path) -> None:
+    from models.router import shared_router
+
+    a = load_settings(env={"VIDRAY_DATA_DIR": str(tmp_path)})
+    b = load_settings(env={"VIDRAY_DATA_DIR": str(tmp_path)})
+    c = load_settings(env={"VIDRAY_DATA_DIR": str(tmp_path)}, overrides=["models.budget.per_day_usd=1"])
+    assert shared_router(a) is shared_router(b) and shared_router(a) is not shared_router(c)
