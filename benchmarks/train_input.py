@@ -171,7 +171,7 @@ def make_step(args: argparse.Namespace) -> Any:
 
     def step(batch: dict[str, Any]) -> None:
         x = batch["frames"].permute(0, 4, 1, 2, 3).float() / 255.0  # B,C,T,H,W
-        loss = torch.nn.functional.cross_entropy(model(x), batch["label_id"].clamp(min=0))
+        loss = torch.nn.functional.cross_entropy(model(x), batch["label"].clamp(min=0))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -210,7 +210,7 @@ def synthetic(args: argparse.Namespace, n: int) -> Iterator[dict[str, Any]]:
 
     b = {
         "frames": torch.zeros((args.batch_size, args.num_frames, args.size, args.size, 3), dtype=torch.uint8),
-        "label_id": torch.zeros(args.batch_size, dtype=torch.int64),
+        "label": torch.zeros(args.batch_size, dtype=torch.int64),
     }
     for _ in range(n):
         yield b

@@ -1,12 +1,15 @@
 """Training input: stream decoded, sampled clips of one dataset version to training workers.
 
-Start here: `read_clips(uri, version=..., split="train")` returns a `ray.data.Dataset` whose rows
-are one clip each:
+Start here: `read_clips(uri, version, split)` returns a `ray.data.Dataset` whose rows are one clip
+each (the row contract `train/data.py` consumes):
 
-    frames    uint8  T×size×size×3   (uniformly sampled over the clip, shorter side scaled, centre crop)
-    audio     float32 S              (mono 16 kHz, zero-padded to `audio_seconds`; only with_audio=True)
-    label_id  int64                  (index into `label_names(...)`, -1 when unlabelled)
-    label, text, clip_id, video_sha256, start_s, end_s
+    idx         int64                 (position of the clip id in the sorted ids of this selection:
+                                       stable across runs, for deterministic per-rank partitions)
+    frames      uint8  T×size×size×3  (uniformly sampled over the clip, shorter side scaled, centre crop)
+    audio       float32 S             (mono 16 kHz, zero-padded to `audio_seconds`; only with_audio=True)
+    label       int64                 (index into `label_names(...)`, -1 when unlabelled)
+    label_name, caption, question, answer (first QA pair, "" when none), clip_id, video_sha256,
+    start_s, end_s
 
 Pipeline (streaming, bounded memory — Ray Data back-pressures every stage on the object store):
 
@@ -19,8 +22,8 @@ actor keeps the last few videos' bytes (an LRU of `cache_videos`), so clips of o
 blob read. A clip stored with pre-decoded frames of the requested shape is read, not decoded.
 
 Consume it in Ray Train with `ray.train.get_dataset_shard("train").iter_torch_batches(...)`, or
-locally with `ds.iter_torch_batches(batch_size=8, collate_fn=torch_collate())`. `ClipDataset` is the same rows as a plain
-`torch.utils.data.Dataset` (the benchmark baseline, and for users without Ray).
+locally with `ds.iter_torch_batches(batch_size=8, collate_fn=torch_collate())`. `ClipDataset` is
+the same rows as a plain `torch.utils.data.Dataset` (the benchmark baseline, and for users without Ray).
 
 Tiny CPU run:
     python -c "from data_pipeline.datasets.reader import read_clips; \
@@ -43,7 +46,7 @@ from data_pipeline.datasets._rows import lit
 from data_pipeline.datasets.schema import KIND_CLIP, SPLITS
 from data_pipeline.datasets.store import VideoDataset
 
-ROW_COLUMNS = ["id", "video_sha256", "start_s", "end_s", "duration_s", "label", "text", "frames_shape"]
+ROW_COLUMNS = ["id", "video_sha256", "start_s", "end_s", "duration_s", "label", "text", "qa", "frames_shape"]
 _DECODE_CPUS = 0.5  # per decode actor: fractional so read tasks and several decoders fit on 2 cores
 _READ_CPUS = 0.25  # read_lance tasks only fetch small scalar columns
 _MAX_AUDIO_S = 30.0
@@ -84,6 +87,7 @@ class ClipLoader:
         with_audio: bool,
         audio_seconds: float,
         labels: list[str],
+        clip_ids: list[str],
         cache_videos: int = 2,
     ) -> None:
         self.table_uri, self.version, self.storage_options = table_uri, version, storage_options
@@ -94,6 +98,7 @@ class ClipLoader:
             audio_seconds,
         )
         self.label_index = {name: i for i, name in enumerate(labels)}
+        self.idx = {cid: i for i, cid in enumerate(sorted(clip_ids))}
         self.cache_videos = cache_videos
         self._ds: Any = None
         self._videos: OrderedDict[str, bytes] = OrderedDict()
@@ -142,15 +147,20 @@ class ClipLoader:
                 num_frames=self.num_frames,
                 size=self.size,
             )
+        name = row.get("label") or ""
+        qa = list(row.get("qa") or [])
         out = {
+            "idx": self.idx.get(row["id"], -1),
             "clip_id": row["id"],
             "video_sha256": row["video_sha256"],
             "start_s": float(row["start_s"]),
             "end_s": float(row["end_s"]),
             "frames": frames,
-            "label": row.get("label") or "",
-            "label_id": self.label_index.get(row.get("label") or "", -1),
-            "text": row.get("text") or "",
+            "label": self.label_index.get(name, -1),
+            "label_name": name,
+            "caption": row.get("text") or "",
+            "question": qa[0]["question"] if qa else "",
+            "answer": qa[0]["answer"] if qa else "",
         }
         if self.with_audio:
             start = float(row["start_s"])
@@ -193,6 +203,7 @@ def _loader_kwargs(
             ds.lance_dataset.to_table(columns=["duration_s"], filter=where).column("duration_s").to_pylist()
         )
         audio_seconds = min(_MAX_AUDIO_S, max([d or 0.0 for d in durations], default=1.0))
+    ids = ds.lance_dataset.to_table(columns=["id"], filter=where).column("id").to_pylist()
     return {
         "table_uri": ds.location.table_uri,
         "version": ds.version,
@@ -202,14 +213,15 @@ def _loader_kwargs(
         "with_audio": with_audio,
         "audio_seconds": float(audio_seconds),
         "labels": label_names(ds),
+        "clip_ids": ids,  # a few MB per million clips, shipped once per decode actor
     }
 
 
 def read_clips(
     uri: str | Path,
-    *,
     version: int | str | None = None,
     split: str | None = "train",
+    *,
     num_frames: int = 8,
     size: int = 112,
     with_audio: bool = False,

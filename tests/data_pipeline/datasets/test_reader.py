@@ -9,7 +9,7 @@ import pytest
 
 from data_pipeline.datasets._clip_decode import AUDIO_RATE, decode_clip
 from data_pipeline.datasets.reader import ClipDataset, read_clips, torch_collate
-from data_pipeline.datasets.schema import ClipSpec
+from data_pipeline.datasets.schema import QA, ClipSpec
 from data_pipeline.datasets.store import VideoDataset
 
 pytest.importorskip("lance")
@@ -40,7 +40,14 @@ def rgb_dataset(tmp_path: Path, dmedia) -> VideoDataset:
         clips=[
             ClipSpec(start=0, end=1, label="red"),
             ClipSpec(start=1, end=2, label="green"),
-            ClipSpec(start=2, end=3, label="blue", split="val"),
+            ClipSpec(
+                start=2,
+                end=3,
+                label="blue",
+                split="val",
+                text="the blue second",
+                qa=[QA(question="Which colour?", answer="blue")],
+            ),
         ],
         frames=(2, 16),
     )
@@ -55,13 +62,15 @@ def test_clip_dataset_shapes_labels_and_audio(rgb_dataset: VideoDataset) -> None
         item = train[i]
         assert item["frames"].shape == (4, 24, 24, 3) and item["frames"].dtype == np.uint8
         assert item["audio"].shape == (2 * AUDIO_RATE,) and item["audio"].dtype == np.float32
-        assert train.labels[item["label_id"]] == item["label"]
-        if item["label"] in RGB:
-            assert {_colour(f) for f in item["frames"]} == {item["label"]}
+        assert train.labels[item["label"]] == item["label_name"]
+        if item["label_name"] in RGB:
+            assert {_colour(f) for f in item["frames"]} == {item["label_name"]}
         else:
             assert np.abs(item["audio"]).max() > 0.1  # the sine tone is there
     val = ClipDataset(rgb_dataset.uri, split="val", num_frames=2, size=16)
-    assert [val[0]["label"]] == ["blue"]
+    assert [val[0]["label_name"]] == ["blue"] and val[0]["caption"] == "the blue second"
+    assert (val[0]["question"], val[0]["answer"]) == ("Which colour?", "blue")
+    assert sorted(train[i]["idx"] for i in range(len(train))) == [0, 1, 2]
 
 
 def test_stored_frames_are_used_when_the_request_matches(rgb_dataset: VideoDataset) -> None:
@@ -97,18 +106,21 @@ def test_read_clips_streams_decoded_batches_through_ray_data(rgb_dataset: VideoD
         rgb_dataset.add_clips(
             tone.video_sha256, [ClipSpec(start=2, end=4, label="later")]
         )  # newer than v: not read
-        ds = read_clips(rgb_dataset.uri, version=v, num_frames=4, size=32, with_audio=True, batch_size=2)
+        ds = read_clips(rgb_dataset.uri, v, "train", num_frames=4, size=32, with_audio=True, batch_size=2)
         seen: list[str] = []
         for batch in ds.iter_batches(batch_size=2, batch_format="numpy"):
             assert batch["frames"].shape[1:] == (4, 32, 32, 3) and batch["frames"].dtype == np.uint8
             assert batch["audio"].shape[1:] == (2 * AUDIO_RATE,)
-            for label, frames in zip(batch["label"], batch["frames"], strict=True):
+            assert batch["label"].dtype == np.int64 and batch["idx"].dtype == np.int64
+            for label, frames in zip(batch["label_name"], batch["frames"], strict=True):
                 if label in RGB:
                     assert {_colour(f) for f in frames} == {label}
-            seen += list(batch["label"])
+            seen += list(batch["label_name"])
         assert sorted(seen) == ["green", "red", "tone"]
         val = read_clips(rgb_dataset.uri, split="val", num_frames=2, size=16)
         torch_batch = next(iter(val.iter_torch_batches(batch_size=1, collate_fn=torch_collate())))
-        assert tuple(torch_batch["frames"].shape) == (1, 2, 16, 16, 3) and torch_batch["label"] == ["blue"]
+        assert tuple(torch_batch["frames"].shape) == (1, 2, 16, 16, 3) and torch_batch["label_name"] == [
+            "blue"
+        ]
     finally:
         shutdown_ray()
