@@ -42,6 +42,7 @@ class Obs:
     h: float
     text: str
     full: bool  # from OCR of the whole pane (so absent rows really are absent)
+    confidence: float = 1.0
 
 
 @dataclass
@@ -49,13 +50,23 @@ class _Run:
     start: float
     texts: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
 
     @property
     def text(self) -> str:
-        counts = Counter(self.texts)
-        best = max(counts.values())
+        # Votes weighted by OCR confidence: identical pixels read twice give the same error, but a
+        # misread usually carries a lower glyph confidence than the reading of a cleaner crop.
+        votes: Counter[str] = Counter()
+        for text, w in zip(self.texts, self.weights, strict=True):
+            votes[text] += 0.5 + w
+        best = max(votes.values())
         # Ties go to the latest reading: later frames show the settled line.
-        return next(t for t in reversed(self.texts) if counts[t] == best)
+        return next(t for t in reversed(self.texts) if votes[t] >= best - 1e-9)
+
+    def add(self, t: float, text: str, weight: float) -> None:
+        self.texts.append(text)
+        self.times.append(t)
+        self.weights.append(weight)
 
 
 @dataclass(frozen=True)
@@ -105,7 +116,12 @@ def absolute_lines(obs: list[Obs]) -> list[tuple[Obs, str]]:
 
 
 def _strip_gutter(lines: list[tuple[Obs, str]]) -> tuple[list[tuple[Obs, int, str]], bool]:
-    """(obs, row, code text) with line numbers removed when most lines carry one."""
+    """(obs, row, code text) with the line-number gutter cut off, when most lines carry one.
+
+    Gutter digits are dim and small, so OCR misreads some ("B)" for 5): the gutter's *column* is
+    taken from the lines read well, every line is cut there, and rows come from y positions with
+    the numbers only fixing each read's offset (which is what changes when the editor scrolls).
+    """
     numbered = [(o, _GUTTER.match(text), text) for o, text in lines if text.strip()]
     hits = [(o, m, text) for o, m, text in numbered if m]
     if not numbered or len(hits) < _GUTTER_SHARE * len(numbered):
@@ -120,26 +136,39 @@ def _strip_gutter(lines: list[tuple[Obs, str]]) -> tuple[list[tuple[Obs, int, st
     counts = Counter(starts)
     common = sorted(c for c, n in counts.items() if n >= 2) or sorted(counts) or [0]
     code_col = common[0]
+    pitch, y0 = _pitch(lines)
+    # Per read (one OCR call = one time and kind), the offset row - y-row that most numbers agree on.
+    offsets: dict[tuple[float, bool], Counter[int]] = {}
+    for o, m, _text in hits:
+        offsets.setdefault((o.t, o.full), Counter())[int(m.group(2)) - 1 - round((o.y - y0) / pitch)] += 1
+    known = sorted((key[0], c.most_common(1)[0][0]) for key, c in offsets.items())
     out = []
-    for o, m, text in hits:
-        rest = text[code_col:] if len(text) > code_col else ""
-        # A number whose code starts left of the code column was misaligned by OCR: keep its text.
-        if len(text) > m.end() and m.end() + 1 > code_col:
-            rest = text[m.end():].lstrip(" ")
-        out.append((o, int(m.group(2)) - 1, rest.rstrip()))
+    for o, text in lines:
+        gutter = text[:code_col]
+        if len(gutter.strip()) > 4:  # prose or code left of the gutter column: not an editor line
+            continue
+        before = [off for t, off in known if t <= o.t]
+        offset = before[-1] if before else (known[0][1] if known else 0)
+        if (o.t, o.full) in offsets:
+            offset = offsets[(o.t, o.full)].most_common(1)[0][0]
+        out.append((o, round((o.y - y0) / pitch) + offset, text[code_col:].rstrip()))
     return out, True
 
 
+def _pitch(lines: list[tuple[Obs, str]]) -> tuple[float, float]:
+    """Line pitch (px) and the top line's y over all observations."""
+    h = float(np.median([o.h for o, _ in lines]))
+    reads: dict[tuple[float, bool], list[float]] = {}
+    for o, _ in lines:
+        reads.setdefault((o.t, o.full), []).append(o.y)
+    # Neighbouring lines of one read are one pitch apart (blank lines make gaps of 2+ pitches).
+    steps = [d for ys in reads.values() for d in np.diff(sorted(ys)) if 0.6 * h <= d <= 1.9 * h]
+    pitch = float(np.median(steps)) if steps else h * 1.3
+    return pitch, min(o.y for o, _ in lines)
+
+
 def _rows_by_y(lines: list[tuple[Obs, str]]) -> list[tuple[Obs, int, str]]:
-    ys = sorted({round(o.y) for o, _ in lines})
-    steps = [b - a for a, b in zip(ys, ys[1:], strict=False) if b - a > 4]
-    hs = [o.h for o, _ in lines]
-    pitch = float(np.median(steps)) if steps else float(np.median(hs)) * 1.3
-    # Pitch from the smallest common spacing: gaps of blank lines are multiples of it.
-    small = [s for s in steps if s < 1.6 * min(steps)] if steps else []
-    if small:
-        pitch = float(np.median(small))
-    y0 = min(o.y for o, _ in lines)
+    pitch, y0 = _pitch(lines)
     return [(o, round((o.y - y0) / pitch), text) for o, text in lines if text.strip()]
 
 
@@ -151,10 +180,10 @@ def merge(obs: list[Obs]) -> Merged:
     rows, gutter = _strip_gutter(lines)
     if not gutter:
         rows = _rows_by_y(lines)
-    by_row: dict[int, list[tuple[float, str]]] = {}
+    by_row: dict[int, list[tuple[float, str, float]]] = {}
     for o, row, text in rows:
         if 0 <= row < 5000:
-            by_row.setdefault(row, []).append((o.t, text))
+            by_row.setdefault(row, []).append((o.t, text, o.confidence))
     runs = {row: _runs(sorted(seen)) for row, seen in by_row.items()}
     ends = _row_ends(obs, rows, gutter)
     # Without a gutter, rows are relative to the top line: drop leading columns of emptiness.
@@ -168,14 +197,12 @@ def merge(obs: list[Obs]) -> Merged:
     return Merged("\n".join(final), states, gutter)
 
 
-def _runs(seen: list[tuple[float, str]]) -> list[_Run]:
+def _runs(seen: list[tuple[float, str, float]]) -> list[_Run]:
     runs: list[_Run] = []
-    for t, text in seen:
-        if runs and _similar(runs[-1].text, text):
-            runs[-1].texts.append(text)
-            runs[-1].times.append(t)
-        else:
-            runs.append(_Run(t, [text], [t]))
+    for t, text, weight in seen:
+        if not (runs and _similar(runs[-1].text, text)):
+            runs.append(_Run(t))
+        runs[-1].add(t, text, weight)
     # Fold single readings that sit between (or after) longer runs: one bad frame is not an edit.
     changed = True
     while changed and len(runs) > 1:
@@ -185,8 +212,7 @@ def _runs(seen: list[tuple[float, str]]) -> list[_Run]:
                 j = i - 1 if i > 0 else i + 1
                 if len(runs[j].texts) > 1 or (i == len(runs) - 1 and i > 0):
                     target = runs[j]
-                    target.texts.append(r.texts[0])
-                    target.times.append(r.times[0])
+                    target.add(r.times[0], r.texts[0], r.weights[0])
                     target.start = min(target.start, r.start)
                     del runs[i]
                     changed = True

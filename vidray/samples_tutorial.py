@@ -36,9 +36,7 @@ THEMES: dict[str, dict[str, tuple[int, int, int]]] = {
 }
 # Highlighted words (any language): colour only matters for OCR contrast, not for correctness.
 _KEYWORDS = frozenset(
-    "import from class def return if else elif not for in while raise None True False const let var function "
-    "async await export interface type public private static void int new package func struct fn pub use mut "
-    "impl match include using namespace echo then fi do done".split()
+    ["import", "from", "class", "def", "return", "if", "else", "elif", "not", "for", "in", "while", "raise", "None", "True", "False", "const", "let", "var", "function", "async", "await", "export", "interface", "type", "public", "private", "static", "void", "int", "new", "package", "func", "struct", "fn", "pub", "use", "mut", "impl", "match", "include", "using", "namespace", "echo", "then", "fi", "do", "done"]
 )
 _BAR_H = 36  # title bar height (px at 720p)
 _FPS = 10  # screencasts of typing need no more; halves encode time against 25 fps
