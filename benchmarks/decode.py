@@ -91,8 +91,8 @@ def worker(name: str, path: str) -> None:
         w0, c0 = _clock()
         with av.open(path) as c:
             s = c.streams.video[0]
-            tb = float(s.time_base)
-            duration = float(s.duration * tb) if s.duration else c.duration / 1e6
+            tb = float(s.time_base or 1 / 90000)
+            duration = float(s.duration * tb) if s.duration else (c.duration or 0) / 1e6
             for k in range(NUM_SAMPLES):
                 t = (k + 0.5) * duration / NUM_SAMPLES
                 c.seek(int(t / tb), stream=s, backward=True)

@@ -10,13 +10,14 @@ import pytest
 
 from cluster.errors import InputError
 from data_pipeline.audio import audio_features, iter_audio, load_audio, write_wav
+from tests.conftest import Media
 
 
 def _freq(x: np.ndarray, sr: int = 16000) -> float:
     return float(np.argmax(np.abs(np.fft.rfft(x))) * sr / len(x))
 
 
-def test_load_audio_is_mono_float32_at_the_rate(media) -> None:  # type: ignore[no-untyped-def]
+def test_load_audio_is_mono_float32_at_the_rate(media: Media) -> None:
     a = load_audio(media.scenes.path)  # 440 Hz sine, 44.1 kHz AAC
     assert a.dtype == np.float32 and a.ndim == 1
     assert len(a) / 16000 == pytest.approx(media.scenes.duration, abs=0.1)
@@ -25,7 +26,7 @@ def test_load_audio_is_mono_float32_at_the_rate(media) -> None:  # type: ignore[
     assert _freq(b, 8000) == pytest.approx(660, abs=2)
 
 
-def test_iter_audio_chunks_are_contiguous(media) -> None:  # type: ignore[no-untyped-def]
+def test_iter_audio_chunks_are_contiguous(media: Media) -> None:
     whole = load_audio(media.scenes.path)
     chunks = list(iter_audio(media.scenes.path, chunk_s=2.0))
     assert [t for t, _ in chunks] == pytest.approx([0, 2, 4, 6, 8][: len(chunks)], abs=1e-3)
@@ -33,7 +34,7 @@ def test_iter_audio_chunks_are_contiguous(media) -> None:  # type: ignore[no-unt
     assert np.array_equal(np.concatenate([d for _, d in chunks]), whole)
 
 
-def test_range_matches_the_whole(media) -> None:  # type: ignore[no-untyped-def]
+def test_range_matches_the_whole(media: Media) -> None:
     whole = load_audio(media.scenes.path)
     part = load_audio(media.scenes.path, start=3.0, end=4.5)
     assert len(part) == 24000
@@ -42,7 +43,7 @@ def test_range_matches_the_whole(media) -> None:  # type: ignore[no-untyped-def]
     assert np.abs(part - ref).max() < 0.02
 
 
-def test_no_audio_stream_is_an_input_error(media) -> None:  # type: ignore[no-untyped-def]
+def test_no_audio_stream_is_an_input_error(media: Media) -> None:
     with pytest.raises(InputError, match=r"silent\.mp4 has no audio stream"):
         load_audio(media.silent)
     with pytest.raises(InputError, match="does not exist"):
@@ -77,7 +78,7 @@ def test_audio_features_on_known_samples() -> None:
     assert max(p.db for p in f.peaks) == pytest.approx(20 * np.log10(0.9), abs=0.05)
 
 
-def test_audio_features_from_a_file(media) -> None:  # type: ignore[no-untyped-def]
+def test_audio_features_from_a_file(media: Media) -> None:
     f = audio_features(media.speech)
     assert len(f.loudness_db) == pytest.approx(f.duration_s, abs=1)
     assert max(f.loudness_db) > -30  # speech is audible

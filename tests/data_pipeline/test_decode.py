@@ -10,19 +10,20 @@ import numpy as np
 import pytest
 
 from cluster.errors import InputError
-from data_pipeline.decode import VideoReader, output_size
+from data_pipeline.decode import Backend, VideoReader, output_size
 from data_pipeline.probe import probe
+from tests.conftest import Media
 from vidray import samples
 
 FORMATS = ["scenes", "webm_vp9", "webm_vp8", "avi", "mov", "mkv_h265", "mp4_h265"]
 
 
-def _path(media, name: str) -> Path:  # type: ignore[no-untyped-def]
+def _path(media: Media, name: str) -> Path:
     return media.scenes.path if name == "scenes" else getattr(media, name)
 
 
 @pytest.mark.parametrize("name", FORMATS)
-def test_every_fixture_format_decodes_all_frames(media, name: str) -> None:  # type: ignore[no-untyped-def]
+def test_every_fixture_format_decodes_all_frames(media: Media, name: str) -> None:
     path = _path(media, name)
     meta = probe(path)
     with VideoReader(path) as r:
@@ -42,7 +43,7 @@ def test_every_fixture_format_decodes_all_frames(media, name: str) -> None:  # t
 
 
 @pytest.mark.parametrize("backend", ["torchcodec", "pyav"])
-def test_vfr_timestamps_are_true_pts(media, backend: str) -> None:  # type: ignore[no-untyped-def]
+def test_vfr_timestamps_are_true_pts(media: Media, backend: Backend) -> None:
     with VideoReader(media.vfr, backend=backend) as r:
         ts = [f.t for chunk in r.iter_frames(chunk=7) for f in chunk]
         assert ts == pytest.approx(media.vfr_times, abs=1e-6)
@@ -54,7 +55,7 @@ def test_vfr_timestamps_are_true_pts(media, backend: str) -> None:  # type: igno
         assert part == pytest.approx([1.0, 1 + 1 / 30, 1 + 2 / 30], abs=1e-6)
 
 
-def test_pyav_fallback_matches_torchcodec(media) -> None:  # type: ignore[no-untyped-def]
+def test_pyav_fallback_matches_torchcodec(media: Media) -> None:
     times = [0.0, 1.3, 4.1, 7.77, 9.0]
     with VideoReader(media.scenes.path, max_side=160) as a, \
             VideoReader(media.scenes.path, max_side=160, backend="pyav") as b:
@@ -70,7 +71,7 @@ def test_times_are_clamped_and_late_start_streams_work(tmp_path: Path) -> None:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=2",
                     "-c:v", "libx264", "-output_ts_offset", "1.5", str(path)], check=True)
     for backend in ("torchcodec", "pyav"):
-        with VideoReader(path, backend=backend) as r:  # type: ignore[arg-type]
+        with VideoReader(path, backend=backend) as r:
             assert r.begin_s == pytest.approx(1.5)
             first, last = r.frames_at([0.0, 99.0])
             assert first.t == pytest.approx(1.5) and first.index == 0
@@ -78,9 +79,9 @@ def test_times_are_clamped_and_late_start_streams_work(tmp_path: Path) -> None:
             assert next(r.iter_frames())[0].t == pytest.approx(1.5)
 
 
-def test_resize_honours_max_side_and_aspect(media) -> None:  # type: ignore[no-untyped-def]
+def test_resize_honours_max_side_and_aspect(media: Media) -> None:
     for backend in ("torchcodec", "pyav"):
-        with VideoReader(media.scenes.path, max_side=100, backend=backend) as r:  # type: ignore[arg-type]
+        with VideoReader(media.scenes.path, max_side=100, backend=backend) as r:
             img = r.frames_at([1.0])[0].image
             assert img.shape == (r.height, r.width, 3)
             assert max(r.width, r.height) <= 100 and r.width == 100
@@ -126,7 +127,7 @@ def test_chunked_iteration_holds_bounded_memory(tmp_path: Path) -> None:
     assert peak - before < 150, f"RSS grew {peak - before:.0f} MB while iterating"
 
 
-def test_bad_inputs_raise_input_error(tmp_path: Path, media) -> None:  # type: ignore[no-untyped-def]
+def test_bad_inputs_raise_input_error(tmp_path: Path, media: Media) -> None:
     with pytest.raises(InputError, match="does not exist"):
         VideoReader(tmp_path / "nope.mp4")
     junk = tmp_path / "junk.mp4"

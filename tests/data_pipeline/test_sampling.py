@@ -10,9 +10,10 @@ from pydantic import ValidationError
 from cluster.errors import InputError
 from data_pipeline.decode import VideoReader
 from data_pipeline.sampling import SamplingSpec, sample_frames, uniform_times
+from tests.conftest import Media
 
 
-def test_uniform_takes_slice_centres(media) -> None:  # type: ignore[no-untyped-def]
+def test_uniform_takes_slice_centres(media: Media) -> None:
     frames = list(sample_frames(media.scenes.path, SamplingSpec(num=8)))
     dur = media.scenes.duration
     assert len(frames) == 8
@@ -23,13 +24,13 @@ def test_uniform_takes_slice_centres(media) -> None:  # type: ignore[no-untyped-
     assert [f.t for f in frames] == sorted(f.t for f in frames)
 
 
-def test_uniform_default_is_16_and_more_than_frames_gives_every_frame(media) -> None:  # type: ignore[no-untyped-def]
+def test_uniform_default_is_16_and_more_than_frames_gives_every_frame(media: Media) -> None:
     assert len(list(sample_frames(media.webm_vp8, SamplingSpec()))) == 16
     every = list(sample_frames(media.webm_vp8, SamplingSpec(num=500)))
     assert len(every) == 50 and len({f.t for f in every}) == 50
 
 
-def test_fps_strategy_on_constant_and_variable_rate(media) -> None:  # type: ignore[no-untyped-def]
+def test_fps_strategy_on_constant_and_variable_rate(media: Media) -> None:
     frames = list(sample_frames(media.scenes.path, SamplingSpec(strategy="fps", fps=2)))
     # 25 fps: the frame on screen at k/2 s is frame floor(12.5 k) (0.5 s falls between 0.48 and 0.52).
     assert [f.t for f in frames] == pytest.approx([(25 * k // 2) / 25 for k in range(19)], abs=1e-6)
@@ -42,7 +43,7 @@ def test_fps_strategy_on_constant_and_variable_rate(media) -> None:  # type: ign
     assert [f.t for f in dense] == pytest.approx(media.vfr_times, abs=1e-6)
 
 
-def test_keyframes_strategy_matches_the_packet_index(media) -> None:  # type: ignore[no-untyped-def]
+def test_keyframes_strategy_matches_the_packet_index(media: Media) -> None:
     with VideoReader(media.scenes.path) as r:
         keys = r.keyframe_times()
     frames = list(sample_frames(media.scenes.path, SamplingSpec(strategy="keyframes", max_side=64)))
@@ -50,7 +51,7 @@ def test_keyframes_strategy_matches_the_packet_index(media) -> None:  # type: ig
     assert all(max(f.image.shape[:2]) <= 64 for f in frames)
 
 
-def test_scenes_strategy_gives_one_frame_inside_each_scene(media) -> None:  # type: ignore[no-untyped-def]
+def test_scenes_strategy_gives_one_frame_inside_each_scene(media: Media) -> None:
     frames = list(sample_frames(media.scenes.path, SamplingSpec(strategy="scenes")))
     bounds = [0.0, *media.scenes.cuts, media.scenes.duration]
     assert len(frames) == len(bounds) - 1
@@ -74,10 +75,10 @@ def test_sample_frames_streams() -> None:
 ])
 def test_spec_validation_names_the_flag(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValidationError, match=match):
-        SamplingSpec(**kwargs)  # type: ignore[arg-type]
+        SamplingSpec(**kwargs)
 
 
-def test_max_frames_is_a_hard_cap(media) -> None:  # type: ignore[no-untyped-def]
+def test_max_frames_is_a_hard_cap(media: Media) -> None:
     with pytest.raises(InputError, match="over max_frames=20"):
         list(sample_frames(media.scenes.path, SamplingSpec(strategy="fps", fps=25, max_frames=20)))
     with pytest.raises(InputError, match="does not exist"):

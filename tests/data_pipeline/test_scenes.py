@@ -15,6 +15,7 @@ import pytest
 
 from cluster.errors import InputError
 from data_pipeline.scenes import detect_scenes, pick_cuts
+from tests.conftest import Media
 from vidray import samples
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
@@ -82,7 +83,7 @@ def _match(truth: list[float], found: list[float], tol: float) -> tuple[int, int
     return tp, len(free), len(truth) - tp
 
 
-def test_fixture_cuts_are_exact(media) -> None:  # type: ignore[no-untyped-def]
+def test_fixture_cuts_are_exact(media: Media) -> None:
     result = detect_scenes(media.scenes.path)
     assert result.cuts == pytest.approx(media.scenes.cuts, abs=1e-6)
     assert [s.start for s in result.scenes] == pytest.approx([0.0, *media.scenes.cuts])
@@ -151,7 +152,7 @@ def test_min_scene_merges_close_cuts_keeping_the_stronger() -> None:
     assert pick_cuts(scores, times) == pytest.approx([38 / 25, 70 / 25])
 
 
-def test_bad_arguments(media) -> None:  # type: ignore[no-untyped-def]
+def test_bad_arguments(media: Media) -> None:
     with pytest.raises(InputError, match="threshold"):
         detect_scenes(media.scenes.path, threshold=0.5)
     with pytest.raises(InputError, match="does not exist"):
