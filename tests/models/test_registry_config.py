@@ -10,7 +10,7 @@ import pytest
 from cluster.config import BackendConfig, ModelsSettings, load_settings
 from cluster.errors import InputError, UnavailableError
 from models import registry
-from models.base import Availability, Kind, TextGenerator
+from models.base import Availability, ChatMessage, Generation, Kind, TextGenerator
 from models.router import Router
 from vidray.cli import main
 
@@ -23,9 +23,9 @@ class Echo(TextGenerator):
     def availability(self) -> Availability:
         return Availability.yes("always")
 
-    def generate(self, messages, *, max_tokens=512, temperature=0.0):  # type: ignore[no-untyped-def]
-        from models.base import Generation
-
+    def generate(
+        self, messages: list[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> Generation:
         return Generation(messages[-1].content[::-1])
 
 
@@ -82,8 +82,6 @@ def test_router_uses_a_registered_local_backend_in_offline_mode(echo: object) ->
             "tasks": {"chat": ["openai", "echo-test"]},
         }
     )
-    from models.base import ChatMessage
-
     out = Router(m, offline=True).generate([ChatMessage("user", "abc")])
     assert out.value.text == "cba" and out.backend == "echo-test"
     assert out.attempts[0].outcome == "skipped" and "offline" in out.attempts[0].reason

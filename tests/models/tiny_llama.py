@@ -35,7 +35,9 @@ def build(out: Path) -> None:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=512, special_tokens=specials, show_progress=False))
+    tok.train_from_iterator(
+        CORPUS, trainers.BpeTrainer(vocab_size=512, special_tokens=specials, show_progress=False)
+    )
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(out)
@@ -53,7 +55,7 @@ def build(out: Path) -> None:
         eos_token_id=fast.eos_token_id,
         tie_word_embeddings=True,
     )
-    model = LlamaForCausalLM(config).to(torch.float32)
+    model = LlamaForCausalLM(config).float()
     model.config.dtype = torch.float32
     model.save_pretrained(out, safe_serialization=True)
 
