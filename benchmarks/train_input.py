@@ -137,7 +137,8 @@ def torch_batches(uri: str, args: argparse.Namespace) -> Iterator[dict[str, Any]
 
     from data_pipeline.datasets.reader import ClipDataset, collate_clips
 
-    ds = ClipDataset(uri, num_frames=args.num_frames, size=args.size, with_audio=args.audio)
+    # ClipDataset is duck-typed (importing torch in the reader would slow every CLI call).
+    ds: Any = ClipDataset(uri, num_frames=args.num_frames, size=args.size, with_audio=args.audio)
 
     def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         import numpy as np
