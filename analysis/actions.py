@@ -17,6 +17,7 @@ Start here (`run`):
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -69,8 +70,15 @@ def run(ctx: Any) -> dict[str, Any]:
             extra = _model_label(ctx, model, seg)
             if extra:
                 label += f" / {extra}"
-        actions.append(ActionSegment(start=round(seg.start, 3), end=round(seg.end, 3), label=label,
-                                     score=round(score, 3), people=people_count(seg)))
+        actions.append(
+            ActionSegment(
+                start=round(seg.start, 3),
+                end=round(seg.end, 3),
+                label=label,
+                score=round(score, 3),
+                people=people_count(seg),
+            )
+        )
     return {"actions": actions, "workflow": workflow(samples, segs)}
 
 
@@ -82,12 +90,16 @@ def motion_of(ctx: Any, cuts: list[float]) -> list[MotionSample]:
     def compute() -> list[MotionSample]:
         params = {"v": _VERSION, "fps": _FPS, "cuts": [round(c, 3) for c in cuts]}
         art = Cache(ctx.settings.cache_dir).get_or_compute(
-            ctx.video.metadata.sha256, "motion", params,
-            lambda _out: to_json(motion_profile(ctx.path, fps=_FPS, cuts=cuts, threads=ctx.settings.decode.threads)),
+            ctx.video.metadata.sha256,
+            "motion",
+            params,
+            lambda _out: to_json(
+                motion_profile(ctx.path, fps=_FPS, cuts=cuts, threads=ctx.settings.decode.threads)
+            ),
         )
         return [MotionSample(**s) for s in art.value]
 
-    return ctx.memo("motion", compute)  # type: ignore[no-any-return]
+    return ctx.memo("motion", compute)
 
 
 def sample_class(s: MotionSample) -> str:
@@ -101,7 +113,7 @@ def sample_class(s: MotionSample) -> str:
 def _smooth(classes: list[str], k: int = 5) -> list[str]:
     out = []
     for i in range(len(classes)):
-        window = classes[max(0, i - k // 2): i + k // 2 + 1]
+        window = classes[max(0, i - k // 2) : i + k // 2 + 1]
         out.append(max(_CLASSES, key=window.count))
     return out
 
@@ -110,7 +122,7 @@ def segment(samples: list[MotionSample], cuts: list[float], duration: float) -> 
     """Segments split at scene cuts and at lasting changes of motion class."""
     bounds = [0.0, *[c for c in cuts if 0 < c < duration], duration]
     segs: list[_Seg] = []
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         inside = [s for s in samples if a <= s.t < b]
         if not inside:
             continue
@@ -174,7 +186,7 @@ def people_count(seg: _Seg) -> int | None:
     counts = [s.people for s in seg.samples if s.people >= 0]
     if len(counts) < max(2, len(seg.samples) // 3):
         return None
-    return int(round(float(np.percentile(counts, 75))))
+    return round(float(np.percentile(counts, 75)))
 
 
 def workflow(samples: list[MotionSample], segs: list[_Seg]) -> list[dict[str, Any]]:
@@ -184,18 +196,29 @@ def workflow(samples: list[MotionSample], segs: list[_Seg]) -> list[dict[str, An
         if not is_screen(seg):
             continue
         marks = [seg.start] + [s.t for s in seg.samples[1:] if s.diff >= _BIG_SCREEN_CHANGE] + [seg.end]
-        for a, b in zip(marks, marks[1:], strict=False):
+        for a, b in itertools.pairwise(marks):
             if b - a < 1.0 / _FPS:
                 continue
             inside = [s for s in seg.samples if a <= s.t < b]
             typing = any(0 < s.diff < _BIG_SCREEN_CHANGE for s in inside[1:])
             kind = "typing" if typing else "viewing"
-            if steps and abs(steps[-1]["end"] - a) < 1e-6 and steps[-1]["label"].endswith(kind) and a not in marks[1:-1]:
+            if (
+                steps
+                and abs(steps[-1]["end"] - a) < 1e-6
+                and steps[-1]["label"].endswith(kind)
+                and a not in marks[1:-1]
+            ):
                 steps[-1]["end"] = round(b, 3)
                 steps[-1]["duration"] = round(b - steps[-1]["start"], 3)
                 continue
-            steps.append({"start": round(a, 3), "end": round(b, 3), "label": f"step {len(steps) + 1}: {kind}",
-                          "duration": round(b - a, 3)})
+            steps.append(
+                {
+                    "start": round(a, 3),
+                    "end": round(b, 3),
+                    "label": f"step {len(steps) + 1}: {kind}",
+                    "duration": round(b - a, 3),
+                }
+            )
     return steps
 
 

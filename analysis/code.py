@@ -47,10 +47,49 @@ _MAX_SIDE = 1280  # as analysis.screen_text: code needs native 720p resolution
 _FPS = 1.0  # typing is resolved to ~1 s; tutorials type a line every 2-5 s
 _MAX_SPAN_FRAMES = 1800  # at most 30 min of 1 fps sampling per span; longer spans are subsampled
 _KEYWORDS = frozenset(
-    ["import", "from", "def", "class", "return", "if", "else", "elif", "for", "while", "const", "let", "var",
-     "function", "public", "private", "static", "void", "int", "func", "package", "fn", "let", "mut", "use",
-     "impl", "struct", "include", "echo", "fi", "done", "then", "try", "except", "catch", "new", "self",
-     "this", "print", "printf", "println"]
+    [
+        "import",
+        "from",
+        "def",
+        "class",
+        "return",
+        "if",
+        "else",
+        "elif",
+        "for",
+        "while",
+        "const",
+        "let",
+        "var",
+        "function",
+        "public",
+        "private",
+        "static",
+        "void",
+        "int",
+        "func",
+        "package",
+        "fn",
+        "let",
+        "mut",
+        "use",
+        "impl",
+        "struct",
+        "include",
+        "echo",
+        "fi",
+        "done",
+        "then",
+        "try",
+        "except",
+        "catch",
+        "new",
+        "self",
+        "this",
+        "print",
+        "printf",
+        "println",
+    ]
 )
 _CODE_CHARS = re.compile(r"[(){}\[\];=<>:\"'#$]|->|::|\b\w+\.\w+\(")
 _FILENAME = re.compile(r"([\w-]+(?:\.[\w-]+)*(" + "|".join(re.escape(e) for e in EXTENSIONS) + r"))\b")
@@ -189,8 +228,16 @@ def observe(ctx: Any, span: Span) -> tuple[list[Obs], str | None]:
     from data_pipeline.cache import Cache
 
     router = router_for(ctx.settings)
-    params = {"v": _VERSION, "order": router.order("ocr"), "span": [span.start, span.end], "box": list(span.box),
-              "fps": _FPS, "diff": _DIFF_LEVEL, "full": _FULL_EVERY, "prep": "contrast"}
+    params = {
+        "v": _VERSION,
+        "order": router.order("ocr"),
+        "span": [span.start, span.end],
+        "box": list(span.box),
+        "fps": _FPS,
+        "diff": _DIFF_LEVEL,
+        "full": _FULL_EVERY,
+        "prep": "contrast",
+    }
     art = Cache(ctx.settings.cache_dir).get_or_compute(
         ctx.video.metadata.sha256, "code_obs", params, lambda _out: _observe(ctx, router, span)
     )
@@ -250,9 +297,18 @@ def _observe(ctx: Any, router: Any, span: Span) -> dict[str, Any]:
         boxes = router.ocr(contrast(image[top:bottom], scale)).value
         for b in boxes:
             if b.text.strip():
-                out.append({"t": round(t, 3), "x": b.x / scale + x0, "y": b.y / scale + top + y0, "w": b.w / scale,
-                            "h": b.h / scale, "text": b.text.rstrip(), "full": full,
-                            "confidence": round(float(b.confidence), 3)})
+                out.append(
+                    {
+                        "t": round(t, 3),
+                        "x": b.x / scale + x0,
+                        "y": b.y / scale + top + y0,
+                        "w": b.w / scale,
+                        "h": b.h / scale,
+                        "text": b.text.rstrip(),
+                        "full": full,
+                        "confidence": round(float(b.confidence), 3),
+                    }
+                )
 
     # The same 1280 px decode as screen_frames, so the pane box found there fits these frames.
     with VideoReader(ctx.path, max_side=_MAX_SIDE, threads=ctx.settings.decode.threads) as reader:
@@ -263,7 +319,7 @@ def _observe(ctx: Any, router: Any, span: Span) -> dict[str, Any]:
         partial = 0
         last: tuple[float, np.ndarray] | None = None
         for k in range(0, len(times), 16):
-            for frame in reader.frames_at(times[k:k + 16]):
+            for frame in reader.frames_at(times[k : k + 16]):
                 pane = frame.image[y0:y1, x0:x1]
                 grey = _grey(pane)
                 last = (frame.t, pane)
@@ -311,8 +367,13 @@ def _code_file(merged: Merged, filename: str | None, speech: list[Any], start: f
         t0 = state.t
         t1 = merged.states[i + 1].t if i + 1 < len(merged.states) else end
         said = " ".join(u.text for u in speech if u.end > t0 and u.start < t1)
-        steps.append(CodeStep(start=round(t0, 3), end=round(max(t1, t0), 3), diff=unified_diff(before, state.lines,
-                                                                                                name),
-                              narration=said))
+        steps.append(
+            CodeStep(
+                start=round(t0, 3),
+                end=round(max(t1, t0), 3),
+                diff=unified_diff(before, state.lines, name),
+                narration=said,
+            )
+        )
         before = state.lines
     return CodeFile(language=language, text=merged.text, steps=steps, filename=filename)

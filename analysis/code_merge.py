@@ -56,9 +56,9 @@ class _Run:
     def text(self) -> str:
         # Votes weighted by OCR confidence: identical pixels read twice give the same error, but a
         # misread usually carries a lower glyph confidence than the reading of a cleaner crop.
-        votes: Counter[str] = Counter()
+        votes: dict[str, float] = {}
         for text, w in zip(self.texts, self.weights, strict=True):
-            votes[text] += 0.5 + w
+            votes[text] = votes.get(text, 0.0) + 0.5 + w
         best = max(votes.values())
         # Ties go to the latest reading: later frames show the settled line.
         return next(t for t in reversed(self.texts) if votes[t] >= best - 1e-9)
@@ -130,7 +130,7 @@ def _strip_gutter(lines: list[tuple[Obs, str]]) -> tuple[list[tuple[Obs, int, st
     # lines); a larger one on a given line is that line's indentation.
     starts = []
     for _o, m, text in hits:
-        rest = text[m.end():]
+        rest = text[m.end() :]
         if rest.strip():
             starts.append(m.end() + len(rest) - len(rest.lstrip(" ")))
     counts = Counter(starts)

@@ -39,8 +39,9 @@ class MotionSample:
     people: int
 
 
-def motion_profile(path: str | Path, *, fps: float = 5.0, cuts: Sequence[float] = (),
-                   threads: int = 0) -> list[MotionSample]:
+def motion_profile(
+    path: str | Path, *, fps: float = 5.0, cuts: Sequence[float] = (), threads: int = 0
+) -> list[MotionSample]:
     """Motion features sampled at about `fps` per second; the background model restarts at `cuts`."""
     cv2 = require("cv2")
     from analysis.people import BlobCounter
@@ -68,7 +69,9 @@ def motion_profile(path: str | Path, *, fps: float = 5.0, cuts: Sequence[float] 
                     continue
                 next_t = frame.t + step
                 h, w = grey.shape
-                small = cv2.resize(grey, (_FLOW_W, max(2, round(h * _FLOW_W / w))), interpolation=cv2.INTER_AREA)
+                small = cv2.resize(
+                    grey, (_FLOW_W, max(2, round(h * _FLOW_W / w))), interpolation=cv2.INTER_AREA
+                )
                 if prev_grey is None or prev_small is None or prev_grey.shape != grey.shape:
                     diff = camera = local = moving = 0.0
                 else:
@@ -82,8 +85,17 @@ def motion_profile(path: str | Path, *, fps: float = 5.0, cuts: Sequence[float] 
                 hist = np.bincount((grey // 8).ravel(), minlength=32)
                 flat = float(hist.max() / grey.size)
                 people = count if camera < _CAMERA_FLOW else -1
-                out.append(MotionSample(round(frame.t, 3), round(diff, 5), round(camera, 4), round(local, 4),
-                                        round(moving, 4), round(flat, 4), people))
+                out.append(
+                    MotionSample(
+                        round(frame.t, 3),
+                        round(diff, 5),
+                        round(camera, 4),
+                        round(local, 4),
+                        round(moving, 4),
+                        round(flat, 4),
+                        people,
+                    )
+                )
                 prev_grey, prev_small = grey.astype(np.int16), small
     return out
 

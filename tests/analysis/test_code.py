@@ -20,21 +20,21 @@ from analysis.code_merge import Obs, merge
 SNIPPETS = {
     "python": "import os\n\ndef main(path: str) -> None:\n    if not path:\n        return None\n    print(path)\n",
     "javascript": "const fs = require('fs');\nfunction main(path) {\n  if (path === undefined) {\n"
-                  "    console.log('no path');\n  }\n  return fs.readFileSync(path);\n}\n",
+    "    console.log('no path');\n  }\n  return fs.readFileSync(path);\n}\n",
     "typescript": "interface User {\n  name: string;\n  age: number;\n}\nexport function greet(u: User): string {\n"
-                  "  return `hi ${u.name}`;\n}\n",
+    "  return `hi ${u.name}`;\n}\n",
     "java": "public class Main {\n    public static void main(String[] args) {\n"
-            "        System.out.println(\"hi\");\n    }\n}\n",
+    '        System.out.println("hi");\n    }\n}\n',
     "c": "#include <stdio.h>\n#include <stdlib.h>\n\nint main(void) {\n    char *p = malloc(10);\n"
-         "    printf(\"%s\\n\", p);\n    free(p);\n    return 0;\n}\n",
+    '    printf("%s\\n", p);\n    free(p);\n    return 0;\n}\n',
     "cpp": "#include <iostream>\n#include <vector>\nusing namespace std;\n\nint main() {\n"
-           "    std::vector<int> v = {1, 2};\n    std::cout << v.size() << std::endl;\n}\n",
-    "go": "package main\n\nimport \"fmt\"\n\nfunc main() {\n    x := 3\n    if err != nil {\n        return\n    }\n"
-          "    fmt.Println(x)\n}\n",
+    "    std::vector<int> v = {1, 2};\n    std::cout << v.size() << std::endl;\n}\n",
+    "go": 'package main\n\nimport "fmt"\n\nfunc main() {\n    x := 3\n    if err != nil {\n        return\n    }\n'
+    "    fmt.Println(x)\n}\n",
     "rust": "use std::collections::HashMap;\n\nfn main() {\n    let mut m = HashMap::new();\n"
-            "    m.insert(1, 2);\n    println!(\"{:?}\", m);\n}\n",
-    "shell": "#!/usr/bin/env bash\nset -euo pipefail\nfor f in *.txt; do\n  echo \"$f\"\ndone\n"
-             "if [ -z \"$HOME\" ]; then\n  exit 1\nfi\n",
+    '    m.insert(1, 2);\n    println!("{:?}", m);\n}\n',
+    "shell": '#!/usr/bin/env bash\nset -euo pipefail\nfor f in *.txt; do\n  echo "$f"\ndone\n'
+    'if [ -z "$HOME" ]; then\n  exit 1\nfi\n',
 }
 
 
@@ -54,8 +54,15 @@ def test_merge_votes_out_a_single_misread_and_keeps_indentation() -> None:
     def obs(t: float, row: int, text: str, col: int = 0, full: bool = True) -> Obs:
         return Obs(t, 40 + col * cw, 50 + row * 26, len(text) * cw, 18, text, full)
 
-    seen = [obs(0, 0, "def f(x):"), obs(1, 0, "def f(x):"), obs(1, 1, "return x", col=4, full=False),
-            obs(2, 0, "def f(x);"), obs(2, 1, "return x", col=4), obs(3, 0, "def f(x):"), obs(3, 1, "return x", col=4)]
+    seen = [
+        obs(0, 0, "def f(x):"),
+        obs(1, 0, "def f(x):"),
+        obs(1, 1, "return x", col=4, full=False),
+        obs(2, 0, "def f(x);"),
+        obs(2, 1, "return x", col=4),
+        obs(3, 0, "def f(x):"),
+        obs(3, 1, "return x", col=4),
+    ]
     merged = merge(seen)
     assert merged.text == "def f(x):\n    return x"
     assert [s.t for s in merged.states] == [0, 1]
@@ -87,11 +94,15 @@ class Store:
         if not path.exists():
             raise KeyError(key)
         return json.loads(path.read_text())'''
-PY_SAID = ["First we import json and pathlib.", "Now a class that stores records.",
-           "The constructor keeps the root folder and a counter.", "Save writes one record as JSON.",
-           "Load reads it back and fails on a missing key."]
+PY_SAID = [
+    "First we import json and pathlib.",
+    "Now a class that stores records.",
+    "The constructor keeps the root folder and a counter.",
+    "Save writes one record as JSON.",
+    "Load reads it back and fails on a missing key.",
+]
 
-JS = '''const fs = require("fs");
+JS = """const fs = require("fs");
 
 function readConfig(path) {
   const text = fs.readFileSync(path, "utf8");
@@ -106,11 +117,15 @@ function main() {
   return config;
 }
 
-module.exports = { readConfig, main };'''
-JS_SAID = ["We load the file system module.", "This function reads and parses the config file.",
-           "Main reads the config and logs debug mode.", "Finally we export both functions."]
+module.exports = { readConfig, main };"""
+JS_SAID = [
+    "We load the file system module.",
+    "This function reads and parses the config file.",
+    "Main reads the config and logs debug mode.",
+    "Finally we export both functions.",
+]
 
-GO = '''package main
+GO = """package main
 
 import "fmt"
 
@@ -127,9 +142,14 @@ func main() {
 	c := &Counter{name: "hits"}
 	c.Add(3)
 	fmt.Println(c.name, c.value)
-}'''.replace("\t", "    ")
-GO_SAID = ["This is the main package.", "We import fmt for printing.", "A counter has a name and a value.",
-           "Add increases the value.", "Main makes a counter and prints it."]
+}""".replace("\t", "    ")
+GO_SAID = [
+    "This is the main package.",
+    "We import fmt for printing.",
+    "A counter has a name and a value.",
+    "Add increases the value.",
+    "Main makes a counter and prints it.",
+]
 
 
 def _analyze(path: Path, data_dir: Path) -> list:
@@ -149,12 +169,33 @@ def tutorials(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
 
     d = tmp_path_factory.mktemp("tutorials")
     made = {
-        "python": make_tutorial_video(d / "py.mp4", LONG_PY, language="python", narration=PY_SAID,
-                                      filename="store.py", theme="dark", seconds_per_line=3.0),
-        "javascript": make_tutorial_video(d / "js.mp4", JS, language="javascript", narration=JS_SAID,
-                                          filename="config.js", theme="light", seconds_per_line=4.0),
-        "go": make_tutorial_video(d / "go.mp4", GO, language="go", narration=GO_SAID, theme="light",
-                                  line_numbers=False, seconds_per_line=3.5),
+        "python": make_tutorial_video(
+            d / "py.mp4",
+            LONG_PY,
+            language="python",
+            narration=PY_SAID,
+            filename="store.py",
+            theme="dark",
+            seconds_per_line=3.0,
+        ),
+        "javascript": make_tutorial_video(
+            d / "js.mp4",
+            JS,
+            language="javascript",
+            narration=JS_SAID,
+            filename="config.js",
+            theme="light",
+            seconds_per_line=4.0,
+        ),
+        "go": make_tutorial_video(
+            d / "go.mp4",
+            GO,
+            language="go",
+            narration=GO_SAID,
+            theme="light",
+            line_numbers=False,
+            seconds_per_line=3.5,
+        ),
     }
     return {k: Case(v, _analyze(v.path, d / "data")) for k, v in made.items()}
 
@@ -193,8 +234,10 @@ def test_tutorial_steps_match_typing_times(tutorials: dict[str, Case], language:
         if added:
             errors.append(abs(added[0].start - tv.line_times[i]))
     errors_arr = np.array(errors)
-    print(f"{language}: step timing |error| mean {errors_arr.mean():.2f} s, max {errors_arr.max():.2f} s "
-          f"over {len(errors)} lines")
+    print(
+        f"{language}: step timing |error| mean {errors_arr.mean():.2f} s, max {errors_arr.max():.2f} s "
+        f"over {len(errors)} lines"
+    )
     assert len(errors) >= 0.8 * sum(1 for x in tv.final_code.split("\n") if x.strip())
     assert (errors_arr <= 2.0).mean() >= 0.9
     # Narration: the step adding the first line overlaps the first spoken sentence.
