@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.errors import InputError, NotFoundError
 from data_pipeline.datasets.io_formats import export
 from data_pipeline.datasets.location import resolve, s3_storage_options
 from data_pipeline.datasets.reader import ClipDataset
@@ -43,7 +44,11 @@ def test_s3_round_trip(s3_server, dmedia, tmp_path: Path, monkeypatch: pytest.Mo
     ):
         monkeypatch.setenv(k, v)
     uri = f"s3://{s3_server.bucket}/team/pets"
+    with pytest.raises(NotFoundError):
+        VideoDataset.open(uri)
     ds = VideoDataset.create(uri)
+    with pytest.raises(InputError, match="already exists"):
+        VideoDataset.create(uri)
     r = ds.add_video(
         dmedia.a, clips=[ClipSpec(start=0, end=2, label="bars"), ClipSpec(start=2, end=4, label="x")]
     )
