@@ -117,6 +117,13 @@ def iter_analyze(
             continue
         log.info("task %s done", name, extra={"task": name, "seconds": round(time.perf_counter() - started, 3)})
         yield name, out
+    if request.mode:
+        from analysis.modes import extras
+
+        try:
+            yield "mode", extras(ctx)
+        except VidrayError as e:
+            yield "error", {"task": f"mode:{request.mode}", "error": str(e)}
     emit({"stage": "done", "percent": 100.0})
 
 

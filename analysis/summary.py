@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from analysis.chapters import build_chapters, key_moments
+from analysis.qa import content_stems
 from analysis.units import Unit, embed_units, safe, screen_units, speech_units
 
 _PER_CHAPTER = {"one_line": 0, "short": 1, "detailed": 3}
@@ -26,6 +27,11 @@ def _fmt(t: float) -> str:
     return f"{int(t // 60)}:{int(t % 60):02d}"
 
 
+def _fluent(text: str) -> bool:
+    words = text.lower().split()
+    return len(words) < 6 or len(set(words)) / len(words) >= 0.6
+
+
 def _select(ctx: Any, length: str) -> list[tuple[Unit, str]]:
     """(sentence, chapter title) pairs chosen for the summary, in time order."""
     chapters = build_chapters(ctx)
@@ -34,11 +40,15 @@ def _select(ctx: Any, length: str) -> list[tuple[Unit, str]]:
         return []
     emb = embed_units(ctx, speech, "summary_units")
     centrality = (emb @ emb.T).mean(axis=1) if len(speech) > 1 else np.ones(1)
+    # Degenerate recognitions ("animal marvellous animal marvellous") are never quoted.
+    centrality = centrality - np.array([0.0 if _fluent(u.text) else 1.0 for u in speech])
     chosen: list[tuple[int, str]] = []
     per = _PER_CHAPTER[length]
     for c in chapters:
         idx = [i for i, u in enumerate(speech) if c.start - 0.5 <= (u.start + u.end) / 2 < c.end]
-        idx.sort(key=lambda i: -centrality[i])
+        title = set(content_stems(c.title))
+        # Prefer the sentence that names the chapter's topic, then the most central one.
+        idx.sort(key=lambda i: -(centrality[i] + 0.3 * len(title & set(content_stems(speech[i].text)))))
         chosen += [(i, c.title) for i in idx[: max(per, 0)]]
     if length == "one_line" or not chosen:
         best = int(np.argmax(centrality))
@@ -59,8 +69,10 @@ def extractive_summary(ctx: Any, length: str, style: str) -> str:
     if length == "one_line":
         topics = f" Topics: {'; '.join(titles)}." if len(titles) > 1 else ""
         return sentences[0] + topics
+    covers = f"Covers {len(titles)} topics: {'; '.join(titles)}. " if len(titles) > 1 else ""
     if style == "bullets":
-        return "\n".join(f"- [{_fmt(u.start)}] {s}" for (u, _), s in zip(picked, sentences, strict=True))
+        return "\n".join(f"- [{_fmt(u.start)}] {title}: {s}" if title else f"- [{_fmt(u.start)}] {s}"
+                         for (u, title), s in zip(picked, sentences, strict=True))
     if style == "executive":
         lines = [f"Bottom line: {sentences[0]}", "Key points:"]
         lines += [f"- {s}" for s in sentences[1:]] or [f"- {sentences[0]}"]
@@ -70,8 +82,8 @@ def extractive_summary(ctx: Any, length: str, style: str) -> str:
         shown = [u.text.strip().splitlines()[0] for u in safe(ctx, screen_units, [])[:8] if u.text.strip()]
         body = " ".join(f"[{_fmt(u.start)}] {s}" for (u, _), s in zip(picked, sentences, strict=True))
         extra = f"\nOn screen: {' | '.join(dict.fromkeys(shown))}" if shown else ""
-        return body + extra
-    return " ".join(sentences)
+        return covers + body + extra
+    return covers + " ".join(sentences)
 
 
 def generative_summary(ctx: Any, draft: str, length: str, style: str) -> tuple[str, str] | None:
