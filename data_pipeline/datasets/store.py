@@ -4,16 +4,16 @@ Start here: `VideoDataset.create(uri)` / `VideoDataset.open(uri)` resolve a name
 (`location.py`) and open `<root>/items.lance`. Every mutation is one Lance commit, so every change
 makes a new dataset version; nothing is rewritten in place:
 
-* `add_video`  — appends the video row (once per sha256; re-adding the same file only adds clips)
+* `add_video` / `add_videos` — append the video row (once per sha256; re-adding the same file only adds clips)
   and its clip rows in one commit.
 * `update_clips` (used by `labels.py`) — a merge-insert on `id` with only the changed columns.
 * `delete_video` — deletes the video row and every clip that references it in one commit, then
   compacts so the *new* version's files hold none of its bytes or frames; `purge` also removes
   old versions (Lance cleanup), after which no file under the root holds them.
 * `versions`, `tag`, `checkout`, `restore` — Lance's own versions, tags and time travel.
-* `diff(a, b)` — compares the clip/video rows of two versions (any two, in either order, tags
-  allowed). Lance's `delta()` only walks a contiguous forward range and returns whole rows
-  (blobs included), so a column-projected comparison is both simpler and cheaper here.
+* `diff(a, b)` — compares the clip/video rows of any two versions (`history.py` says why not
+  Lance's `delta()`).
+Row layout: `schema.py`; row building: `_rows.py`.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from data_pipeline.datasets._rows import (
     video_from_row,
     video_row,
 )
+from data_pipeline.datasets.history import diff_rows, list_versions
 from data_pipeline.datasets.location import Location, resolve
 from data_pipeline.datasets.schema import (
     ANNOTATION_COLUMNS,
@@ -423,25 +424,8 @@ class VideoDataset:
 
     # ----------------------------------------------------------------- versions
     def versions(self) -> list[VersionInfo]:
-        by_version: dict[int, list[str]] = {}
-        for name, v in self.tags().items():
-            by_version.setdefault(v, []).append(name)
-        out = []
-        for v in self._ds.versions():
-            tx = self._ds.read_transaction(v["version"])
-            props = (tx.transaction_properties or {}) if tx is not None else {}
-            meta = v.get("metadata") or {}
-            out.append(
-                VersionInfo(
-                    version=v["version"],
-                    timestamp=v["timestamp"],
-                    operation=type(tx.operation).__name__ if tx is not None else "unknown",
-                    message=props.get("__lance_commit_message"),
-                    tags=sorted(by_version.get(v["version"], [])),
-                    num_rows=int(meta.get("total_rows", 0)),  # live rows (deletions already excluded)
-                )
-            )
-        return out
+        """Every version with its operation, commit message, tags and live row count."""
+        return list_versions(self._ds, self.tags())
 
     def tags(self) -> dict[str, int]:
         return {name: int(t["version"]) for name, t in self._ds.tags.list().items()}
@@ -504,24 +488,7 @@ class VideoDataset:
         va = self.checkout(a)
         vb = self if b is None else self.checkout(b)
         cols = ["id", "kind", *ANNOTATION_COLUMNS]
-        rows_a = {r["id"]: r for r in va._scan(None, columns=cols)}
-        rows_b = {r["id"]: r for r in vb._scan(None, columns=cols)}
-
-        def ids(src: dict[str, Any], other: dict[str, Any], kind: str) -> list[str]:
-            return sorted(i for i, r in src.items() if r["kind"] == kind and i not in other)
-
-        changed = sorted(
-            i for i, r in rows_b.items() if r["kind"] == KIND_CLIP and i in rows_a and r != rows_a[i]
-        )
-        return DiffResult(
-            a=va.version,
-            b=vb.version,
-            added_videos=ids(rows_b, rows_a, KIND_VIDEO),
-            removed_videos=ids(rows_a, rows_b, KIND_VIDEO),
-            added_clips=ids(rows_b, rows_a, KIND_CLIP),
-            removed_clips=ids(rows_a, rows_b, KIND_CLIP),
-            changed_clips=changed,
-        )
+        return diff_rows(va.version, va._scan(None, columns=cols), vb.version, vb._scan(None, columns=cols))
 
     # ----------------------------------------------------------------- deleting
     def delete_clips(self, ids: list[str]) -> int:
