@@ -149,6 +149,9 @@ def autolabel(
                 except (ImportError, VidrayError) as e:  # analysis missing or refused: fall back, say why
                     report.notes[sha] = f"analysis unavailable: {e}"
                     log.info("auto-label %s: %s", sha[:12], report.notes[sha])
+                except Exception as e:  # a failing analyzer must not lose the drafts scenes can give
+                    report.notes[sha] = f"analysis failed: {type(e).__name__}: {e}"
+                    log.warning("auto-label %s: %s", sha[:12], report.notes[sha], exc_info=True)
             meta = {**ds.video_metadata(sha), **ds.video(sha).model_dump()}
             for c in vclips:
                 draft = draft_from_analysis(c, doc) if doc else None

@@ -87,6 +87,7 @@ def test_stored_frames_are_used_when_the_request_matches(rgb_dataset: VideoDatas
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_read_clips_streams_decoded_batches_through_ray_data(rgb_dataset: VideoDataset) -> None:
     from cluster.ray_runtime import LOOPBACK, ray, shutdown_ray
 
