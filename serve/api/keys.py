@@ -28,9 +28,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+_CACHE_TTL_S = 5.0  # a revoked key stops working on other replicas within this long
+
+
 class KeyStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
+        # hash -> (expires, record): every request authenticates, and under a burst the DB read is a
+        # noticeable share of submit latency; a short TTL bounds how long a revocation takes to apply
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
 
     def create(self, *, user: str, role: str, key: str | None = None) -> tuple[str, dict[str, Any]]:
         """Make a key for `user` with `role`; returns (plaintext, record). `key` imports a known key."""
@@ -58,17 +64,19 @@ class KeyStore:
                 self.create(user=user, role=role, key=key)
 
     def lookup(self, key: str) -> dict[str, Any] | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
         with self.engine.connect().execution_options(readonly=True) as c:
-            row = (
-                c.execute(
-                    sa.select(api_keys).where(
-                        api_keys.c.key_hash == hash_key(key), api_keys.c.revoked_at.is_(None)
-                    )
-                )
-                .mappings()
-                .first()
-            )
-        return _public(dict(row)) if row else None
+            query = sa.select(api_keys).where(api_keys.c.key_hash == digest, api_keys.c.revoked_at.is_(None))
+            row = c.execute(query).mappings().first()
+        found = _public(dict(row)) if row else None
+        if len(self._cache) > 10_000:  # unknown keys are cached too; bound what a key scan can fill
+            self._cache.clear()
+        self._cache[digest] = (now + _CACHE_TTL_S, found)
+        return found
 
     def list(self) -> list[dict[str, Any]]:
         with self.engine.connect().execution_options(readonly=True) as c:
@@ -80,6 +88,7 @@ class KeyStore:
     def revoke(self, key_id: str) -> None:
         with self.engine.begin() as c:
             res = c.execute(sa.update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=time.time()))
+        self._cache.clear()
         if res.rowcount == 0:
             raise NotFoundError(f"API key {key_id} does not exist")
 
