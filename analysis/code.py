@@ -44,6 +44,7 @@ _FULL_EVERY = 6  # re-read the whole pane after this many partial reads (votes f
 _BIG_CHANGE = 0.4  # changed share of the pane's height that triggers a whole-pane read
 _MAX_BANDS = 6  # more separate changed bands than this: read the whole pane
 _MAX_SIDE = 1280  # as analysis.screen_text: code needs native 720p resolution
+_FINAL_SCALE = 1.5  # the last whole-pane read: rows are read at 2x, other whole-pane reads at 1x
 _FPS = 1.0  # typing is resolved to ~1 s; tutorials type a line every 2-5 s
 _MAX_SPAN_FRAMES = 1800  # at most 30 min of 1 fps sampling per span; longer spans are subsampled
 _KEYWORDS = frozenset(
@@ -237,6 +238,7 @@ def observe(ctx: Any, span: Span) -> tuple[list[Obs], str | None]:
         "diff": _DIFF_LEVEL,
         "full": _FULL_EVERY,
         "prep": "contrast",
+        "final": _FINAL_SCALE,
     }
     art = Cache(ctx.settings.cache_dir).get_or_compute(
         ctx.video.metadata.sha256, "code_obs", params, lambda _out: _observe(ctx, router, span)
@@ -261,7 +263,7 @@ def changed_bands(prev: np.ndarray, cur: np.ndarray, *, gap: int = 4) -> list[tu
     return bands
 
 
-def contrast(image: np.ndarray, scale: int = 1) -> np.ndarray:
+def contrast(image: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """Dark text on white whatever the theme: distance from the background grey, stretched.
 
     Why: syntax colouring puts keywords, strings and the line-number gutter at grey levels
@@ -279,7 +281,8 @@ def contrast(image: np.ndarray, scale: int = 1) -> np.ndarray:
         from PIL import Image
 
         pil = Image.fromarray(out)
-        out = np.asarray(pil.resize((pil.width * scale, pil.height * scale), Image.Resampling.LANCZOS))
+        size = (round(pil.width * scale), round(pil.height * scale))
+        out = np.asarray(pil.resize(size, Image.Resampling.LANCZOS))
     return np.ascontiguousarray(np.repeat(out[..., None], 3, axis=2))
 
 
@@ -290,10 +293,10 @@ def _observe(ctx: Any, router: Any, span: Span) -> dict[str, Any]:
     x0, y0, x1, y1 = span.box
     out: list[dict[str, Any]] = []
 
-    def read(t: float, image: np.ndarray, top: int, bottom: int, full: bool) -> None:
+    def read(t: float, image: np.ndarray, top: int, bottom: int, full: bool, scale: float = 0.0) -> None:
         # Single rows are read at 2x: cheap, and their misreads differ from the 1x whole-pane
         # reads', so the per-line vote has two independent opinions.
-        scale = 1 if full else 2
+        scale = scale or (1.0 if full else 2.0)
         boxes = router.ocr(contrast(image[top:bottom], scale)).value
         for b in boxes:
             if b.text.strip():
@@ -307,6 +310,7 @@ def _observe(ctx: Any, router: Any, span: Span) -> dict[str, Any]:
                         "text": b.text.rstrip(),
                         "full": full,
                         "confidence": round(float(b.confidence), 3),
+                        "source": f"{'full' if full else 'rows'}@{scale:g}",
                     }
                 )
 
@@ -341,8 +345,8 @@ def _observe(ctx: Any, router: Any, span: Span) -> dict[str, Any]:
                     partial += 1
                 prev = grey
             ctx.progress({"stage": "code", "percent": round(100 * min(k + 16, len(times)) / len(times), 1)})
-        if last is not None and partial:  # the settled end state, read whole: the final file's votes
-            read(last[0] + 1e-3, last[1], 0, last[1].shape[0], True)
+        if last is not None:  # the settled end state, read whole at a third scale: a third opinion per line
+            read(last[0] + 1e-3, last[1], 0, last[1].shape[0], True, _FINAL_SCALE)
         title = _title(router, reader, span) if y0 > 8 else None
     return {"obs": out, "title": title}
 

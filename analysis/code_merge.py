@@ -43,6 +43,7 @@ class Obs:
     text: str
     full: bool  # from OCR of the whole pane (so absent rows really are absent)
     confidence: float = 1.0
+    source: str = ""  # how it was read ("full@1", "rows@2", ...): one opinion per way of reading
 
 
 @dataclass
@@ -51,22 +52,31 @@ class _Run:
     texts: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
-        # Votes weighted by OCR confidence: identical pixels read twice give the same error, but a
-        # misread usually carries a lower glyph confidence than the reading of a cleaner crop.
-        votes: dict[str, float] = {}
-        for text, w in zip(self.texts, self.weights, strict=True):
+        # Identical pixels read the same way give the same misread every time, so repeated reads
+        # are not independent votes. Each way of reading (crop and scale) gives one opinion, its
+        # own most frequent text; opinions are counted, then total confidence breaks ties.
+        total: dict[str, float] = {}
+        by_source: dict[str, dict[str, float]] = {}
+        for text, w, src in zip(self.texts, self.weights, self.sources, strict=True):
+            total[text] = total.get(text, 0.0) + 0.5 + w
+            votes = by_source.setdefault(src, {})
             votes[text] = votes.get(text, 0.0) + 0.5 + w
-        best = max(votes.values())
-        # Ties go to the latest reading: later frames show the settled line.
-        return next(t for t in reversed(self.texts) if votes[t] >= best - 1e-9)
+        opinions: Counter[str] = Counter(max(v, key=lambda k: v[k]) for v in by_source.values())
+        best = max(opinions.values())
+        tied = [t for t in opinions if opinions[t] == best]
+        top = max(total[t] for t in tied)
+        # Remaining ties go to the latest reading: later frames show the settled line.
+        return next(t for t in reversed(self.texts) if t in tied and total[t] >= top - 1e-9)
 
-    def add(self, t: float, text: str, weight: float) -> None:
+    def add(self, t: float, text: str, weight: float, source: str = "") -> None:
         self.texts.append(text)
         self.times.append(t)
         self.weights.append(weight)
+        self.sources.append(source)
 
 
 @dataclass(frozen=True)
@@ -180,10 +190,10 @@ def merge(obs: list[Obs]) -> Merged:
     rows, gutter = _strip_gutter(lines)
     if not gutter:
         rows = _rows_by_y(lines)
-    by_row: dict[int, list[tuple[float, str, float]]] = {}
+    by_row: dict[int, list[tuple[float, str, float, str]]] = {}
     for o, row, text in rows:
         if 0 <= row < 5000:
-            by_row.setdefault(row, []).append((o.t, text, o.confidence))
+            by_row.setdefault(row, []).append((o.t, text, o.confidence, o.source))
     runs = {row: _runs(sorted(seen)) for row, seen in by_row.items()}
     ends = _row_ends(obs, rows, gutter)
     # Without a gutter, rows are relative to the top line: drop leading columns of emptiness.
@@ -197,12 +207,12 @@ def merge(obs: list[Obs]) -> Merged:
     return Merged("\n".join(final), states, gutter)
 
 
-def _runs(seen: list[tuple[float, str, float]]) -> list[_Run]:
+def _runs(seen: list[tuple[float, str, float, str]]) -> list[_Run]:
     runs: list[_Run] = []
-    for t, text, weight in seen:
+    for t, text, weight, source in seen:
         if not (runs and _similar(runs[-1].text, text)):
             runs.append(_Run(t))
-        runs[-1].add(t, text, weight)
+        runs[-1].add(t, text, weight, source)
     # Fold single readings that sit between (or after) longer runs: one bad frame is not an edit.
     changed = True
     while changed and len(runs) > 1:
@@ -212,7 +222,7 @@ def _runs(seen: list[tuple[float, str, float]]) -> list[_Run]:
                 j = i - 1 if i > 0 else i + 1
                 if len(runs[j].texts) > 1 or (i == len(runs) - 1 and i > 0):
                     target = runs[j]
-                    target.add(r.times[0], r.texts[0], r.weights[0])
+                    target.add(r.times[0], r.texts[0], r.weights[0], r.sources[0])
                     target.start = min(target.start, r.start)
                     del runs[i]
                     changed = True
