@@ -8,6 +8,7 @@ each line appeared against the step that added it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,41 +164,29 @@ def _analyze(path: Path, data_dir: Path) -> list:
     return list(result.code or [])
 
 
+_SPECS = {
+    "python": (LONG_PY, PY_SAID, {"filename": "store.py", "theme": "dark", "seconds_per_line": 3.0}),
+    "javascript": (JS, JS_SAID, {"filename": "config.js", "theme": "light", "seconds_per_line": 4.0}),
+    "go": (GO, GO_SAID, {"theme": "light", "line_numbers": False, "seconds_per_line": 3.5}),
+}
+
+
 @pytest.fixture(scope="module")
-def tutorials(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+def tutorials(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Case]:
+    """Each language's tutorial is made and analysed once, on first use (so each test's timeout covers one)."""
     from vidray.samples_tutorial import make_tutorial_video
 
     d = tmp_path_factory.mktemp("tutorials")
-    made = {
-        "python": make_tutorial_video(
-            d / "py.mp4",
-            LONG_PY,
-            language="python",
-            narration=PY_SAID,
-            filename="store.py",
-            theme="dark",
-            seconds_per_line=3.0,
-        ),
-        "javascript": make_tutorial_video(
-            d / "js.mp4",
-            JS,
-            language="javascript",
-            narration=JS_SAID,
-            filename="config.js",
-            theme="light",
-            seconds_per_line=4.0,
-        ),
-        "go": make_tutorial_video(
-            d / "go.mp4",
-            GO,
-            language="go",
-            narration=GO_SAID,
-            theme="light",
-            line_numbers=False,
-            seconds_per_line=3.5,
-        ),
-    }
-    return {k: Case(v, _analyze(v.path, d / "data")) for k, v in made.items()}
+    done: dict[str, Case] = {}
+
+    def get(language: str) -> Case:
+        if language not in done:
+            code, said, opts = _SPECS[language]
+            tv = make_tutorial_video(d / f"{language}.mp4", code, language=language, narration=said, **opts)
+            done[language] = Case(tv, _analyze(tv.path, d / "data"))
+        return done[language]
+
+    return get
 
 
 def _line_accuracy(truth: str, got: str) -> float:
@@ -206,9 +195,10 @@ def _line_accuracy(truth: str, got: str) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # one tutorial made + OCR + Whisper: ~5 min on a busy 2-core machine
 @pytest.mark.parametrize("language", ["python", "javascript", "go"])
-def test_tutorial_code_recovered(tutorials: dict[str, Case], language: str) -> None:
-    case = tutorials[language]
+def test_tutorial_code_recovered(tutorials: Callable[[str], Case], language: str) -> None:
+    case = tutorials(language)
     tv = case.video
     assert tv.duration >= 60
     assert len(case.result) == 1, [f.filename for f in case.result]
@@ -222,9 +212,10 @@ def test_tutorial_code_recovered(tutorials: dict[str, Case], language: str) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # one tutorial made + OCR + Whisper: ~5 min on a busy 2-core machine
 @pytest.mark.parametrize("language", ["python", "javascript", "go"])
-def test_tutorial_steps_match_typing_times(tutorials: dict[str, Case], language: str) -> None:
-    case = tutorials[language]
+def test_tutorial_steps_match_typing_times(tutorials: Callable[[str], Case], language: str) -> None:
+    case = tutorials(language)
     tv, f = case.video, case.result[0]
     errors = []
     for i, line in enumerate(tv.final_code.split("\n")):
