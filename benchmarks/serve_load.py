@@ -149,14 +149,15 @@ def main(argv: list[str] | None = None) -> int:
             five_xx = sum(1 for code, *_ in res1 + res2 if code >= 500)
             # wait for every accepted job
             done: dict[str, str] = {}
+            wanted = set(accepted)
             with httpx.Client(
                 base_url=base, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=60
             ) as c:
                 deadline = time.monotonic() + args.timeout
                 while len(done) < len(accepted) and time.monotonic() < deadline:
                     rows = c.get("/jobs", params={"limit": 500}).json()["jobs"]
-                    for row in rows:
-                        if row["status"] in ("succeeded", "failed", "cancelled"):
+                    for row in rows:  # only this run's jobs (a reused database may hold others)
+                        if row["id"] in wanted and row["status"] in ("succeeded", "failed", "cancelled"):
                             done[row["id"]] = row["status"]
                     time.sleep(0.5)
                 e2e = time.perf_counter() - t0
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_mib": round(mem.peak / 2**20),
         "metrics_ok": metrics_ok,
         "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 1),
     }
     rows = [
         ("phase-1 submits accepted", f"{sum(1 for c, *_ in res1 if c == 202)}/{args.jobs}"),
