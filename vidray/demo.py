@@ -91,7 +91,9 @@ def _analysis_demo(out: Path, media: Path, env: dict[str, str], vidray: list[str
         from vidray.samples_tutorial import make_tutorial_video
 
         code = "def greet(name):\n    message = 'Hello, ' + name\n    return message\n\nprint(greet('vidray'))\n"
-        tut = make_tutorial_video(media / "tutorial.mp4", code, language="python")
+        tut = make_tutorial_video(media / "tutorial.mp4", code, language="python", filename="greet.py",
+                                  narration=["First we write a function that builds a greeting.",
+                                             "Then we print the greeting for vidray."])
         runs.append(("tutorial", [str(tut.path), "--mode", "developer"]))
     except ImportError:
         print("(the coding-tutorial generator is not in this build; skipping the video-to-code demo)")
