@@ -9,15 +9,19 @@ makes every Ray port listen on 127.0.0.1 only (checked by tests/cluster/test_ray
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 
 # Must happen before the first `import ray` anywhere in this process.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import ray  # noqa: E402
+import ray
 
 LOOPBACK = "127.0.0.1"
+_START_ATTEMPTS = 3
+log = logging.getLogger("cluster.ray_runtime")
 
 
 def init_ray(
@@ -39,16 +43,26 @@ def init_ray(
     if address:
         ray.init(address=address, **common)
         return address
-    ray.init(
-        # "local" always starts a new instance; without it ray.init() joins whatever Ray is already
-        # running on this machine (another process's, another user's) and rejects num_cpus
-        address="local",
-        _node_ip_address=LOOPBACK,
-        include_dashboard=False,  # the dashboard/jobs API is a cluster-mode concern (kuberay/)
-        num_cpus=num_cpus,
-        object_store_memory=object_store_memory,
-        **common,
-    )
+    for attempt in range(1, _START_ATTEMPTS + 1):
+        try:
+            ray.init(
+                # "local" always starts a new instance; without it ray.init() joins whatever Ray is
+                # already running on this machine (another process's, another user's) and rejects num_cpus
+                address="local",
+                _node_ip_address=LOOPBACK,
+                include_dashboard=False,  # the dashboard/jobs API is a cluster-mode concern (kuberay/)
+                num_cpus=num_cpus,
+                object_store_memory=object_store_memory,
+                **common,
+            )
+            return "local"
+        except Exception as e:
+            # Ray gives its raylet a fixed 30 s to register; a busy 2-core machine can miss that.
+            if "timed out during startup" not in str(e) or attempt == _START_ATTEMPTS:
+                raise
+            log.warning("local Ray did not start in time (attempt %d of %d); retrying", attempt, _START_ATTEMPTS)
+            ray.shutdown()
+            time.sleep(2.0 * attempt)
     return "local"
 
 
