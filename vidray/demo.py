@@ -28,14 +28,16 @@ from pathlib import Path
 from vidray import samples
 
 
-def _run(cmd: list[str], env: dict[str, str]) -> str:
+def _run(cmd: list[str], env: dict[str, str], ok: tuple[int, ...] = (0,)) -> str:
     print(f"\n$ {shlex.join(cmd)}", flush=True)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.stdout:
-        print(proc.stdout.rstrip())
-    if proc.returncode not in (0, 1):
+        print(proc.stdout.rstrip(), flush=True)
+    if proc.returncode not in ok or not proc.stdout.strip():
         print(proc.stderr.rstrip(), file=sys.stderr)
         raise SystemExit(f"demo: command failed with exit {proc.returncode}")
+    if proc.returncode:
+        print(proc.stderr.rstrip())  # the expected failure of the bad source, as a user sees it
     return proc.stdout
 
 
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = out / "sources.txt"
         sources.write_text(f"{url}\n{base}/sample.webm\n{base}/not-a-video.mp4\n")
         _run([sys.executable, "-m", "data_pipeline.run", "--sources", str(sources), "--out", str(out / "dataset"),
-              "--strategy", "fps", "--fps", "1", "--overwrite"], env)
+              "--strategy", "fps", "--fps", "1", "--overwrite"], env, ok=(1,))  # 1: the bad source failed
     _analysis_demo(out, media, env, vidray)
     print(f"\nResults are in {out}: frames/ (index.json), dataset/ (frames, audio, videos, errors Parquet), "
           "analysis/ (result.json, report.md per video).")
