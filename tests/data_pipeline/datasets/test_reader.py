@@ -107,7 +107,7 @@ def test_read_clips_streams_decoded_batches_through_ray_data(rgb_dataset: VideoD
             )
             break
         except Exception as e:
-            shutdown_ray()
+            ray.shutdown()  # also stops the processes a half-started node left behind
             if attempt == 2 or "timed out during startup" not in str(e):
                 raise
     try:
