@@ -82,3 +82,20 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except (ProcessLookupError, psutil.NoSuchProcess):
         return None
+
+
+def kill_by_path(marker: str) -> list[int]:
+    """SIGKILL every process whose command line contains `marker` (a temp dir unique to one test).
+
+    Why: a Ray node that times out while starting raises before cluster_utils records it, so its
+    raylet and agents are nobody's children; the unique temp dir in their arguments identifies them.
+    """
+    killed = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        if proc.pid == os.getpid():
+            continue
+        if any(marker in arg for arg in (proc.info.get("cmdline") or [])):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+                killed.append(proc.pid)
+    return killed

@@ -46,25 +46,31 @@ def cluster() -> Iterator[Any]:
     if ray.is_initialized():
         pytest.skip("a Ray instance is already connected in this process")
     temp_dir = f"/tmp/vrm-{os.getpid()}-{secrets.token_hex(3)}"  # short: unix socket path limit
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={
-            "num_cpus": 0,
-            "node_ip_address": LOOPBACK,
-            "include_dashboard": False,
-            "temp_dir": temp_dir,
-        },
-    )
+    c = Cluster(initialize_head=False)
     try:
+        _add_node(c, num_cpus=0, node_ip_address=LOOPBACK, include_dashboard=False, temp_dir=temp_dir)
         for _ in range(2):
-            c.add_node(**NODE_ARGS)
+            _add_node(c, **NODE_ARGS)
         c.wait_for_nodes()
         init_ray(c.address)
         yield c
     finally:
         shutdown_ray()
         c.shutdown()
+        _procs.kill_by_path(temp_dir)  # nodes whose start timed out are not in `c`
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _add_node(c: Any, **args: Any) -> Any:
+    """cluster_utils' add_node, retried: a raylet must register within a hard-coded 30 s, which a
+    heavily loaded 2-core machine sometimes misses."""
+    for attempt in range(3):
+        try:
+            return c.add_node(**args)
+        except Exception as e:
+            if "timed out during startup" not in str(e) or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 # --- jobs: each returns (items it was given, items it produced, node ids it ran on or None) ------------
@@ -134,7 +140,7 @@ def _busy(node: Any) -> bool:
 
 def run_killing_a_node(cluster: Any, job: Callable[[Path], JobResult], tmp: Path) -> JobResult:
     """Add a victim worker node, start `job`, hard-kill the victim while it runs a task, return the result."""
-    victim = cluster.add_node(**NODE_ARGS)
+    victim = _add_node(cluster, **NODE_ARGS)
     cluster.wait_for_nodes()
     result: dict[str, Any] = {}
 
