@@ -164,8 +164,7 @@ API_TOKENS = _m(
 COST_BUDGET = _m(
     "vidray_cost_budget_usd",
     "gauge",
-    "Configured daily spend budget per provider (alerts compare spend with it).",
-    ("provider",),
+    "models.budget.per_day_usd (cluster/config.py BudgetSettings): the daily spend cap alerts compare with.",
 )
 
 # --- training (train/) ---------------------------------------------------------------------------------
