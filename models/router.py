@@ -427,10 +427,12 @@ class Router:
                 continue
             value, attempt = self._try(cand, b, call, est)
             attempts.append(attempt)
+            _observe_attempt(cand, kind, attempt)
             if attempt.outcome != "ok":
                 continue
             usage = usage_of(value) if usage_of else est
             cost = cost_of(usage, price_for(self.models, cand.name, b.model))
+            _observe_cost(b, usage, cost)
             self.ledger.record(
                 task=task,
                 backend=cand.name,
@@ -536,6 +538,31 @@ class Router:
         r = self.models.retry
         cap = min(r.max_delay_s, r.base_delay_s * 2 ** (tries - 1))
         return cap * (0.5 + 0.5 * self._rng.random())
+
+
+def _observe_attempt(cand: _Candidate, kind: Kind, attempt: Attempt) -> None:
+    """Prometheus: calls, latency, and A/B outcomes per backend (cluster/metric_names.py)."""
+    from cluster import metric_names as mn
+
+    if attempt.outcome == "skipped":
+        return
+    mn.get("vidray_model_requests_total").labels(backend=cand.name, kind=str(kind), outcome=attempt.outcome).inc()
+    mn.get("vidray_model_seconds").labels(backend=cand.name, kind=str(kind)).observe(attempt.elapsed_s)
+    if cand.variant:
+        experiment, _, variant = cand.variant.partition(":")
+        mn.get("vidray_ab_outcomes_total").labels(experiment=experiment, variant=variant,
+                                                  outcome=attempt.outcome).inc()
+
+
+def _observe_cost(b: Backend, usage: Usage, cost: float) -> None:
+    from cluster import metric_names as mn
+
+    if not b.network:  # packaged local models cost nothing and send no tokens anywhere
+        return
+    mn.get("vidray_api_cost_usd_total").labels(provider=b.provider, model=b.model).inc(cost)
+    tokens = mn.get("vidray_api_tokens_total")
+    tokens.labels(provider=b.provider, direction="input").inc(usage.input_tokens)
+    tokens.labels(provider=b.provider, direction="output").inc(usage.output_tokens)
 
 
 def _unit(text: str) -> float:
