@@ -163,8 +163,13 @@ class ClipLoader:
             "answer": qa[0]["answer"] if qa else "",
         }
         if self.with_audio:
+            # The clip's own audio (never the next clip's), zero-padded or cut to one fixed length.
             start = float(row["start_s"])
-            audio = decode_audio(self.video_bytes(row["video_sha256"]), start, start + self.audio_seconds)
+            end = min(float(row["end_s"]), start + self.audio_seconds)
+            clip_audio = decode_audio(self.video_bytes(row["video_sha256"]), start, end)
+            audio = np.zeros(round(self.audio_seconds * AUDIO_RATE), dtype=np.float32)
+            n = min(len(audio), len(clip_audio))
+            audio[:n] = clip_audio[:n]
             out["audio"] = audio
         return out
 
