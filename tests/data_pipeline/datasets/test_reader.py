@@ -72,10 +72,7 @@ def test_clip_dataset_shapes_labels_and_audio(rgb_dataset: VideoDataset) -> None
         rgb_dataset.uri, num_frames=1, size=16, with_audio=True, audio_seconds=3.0, filter="label = 'tone'"
     )[0]["audio"]
     assert padded.shape == (3 * AUDIO_RATE,)
-    assert (
-        np.abs(padded[: int(1.9 * AUDIO_RATE)]).min(initial=1.0) >= 0.0
-        and np.abs(padded[:AUDIO_RATE]).max() > 0.1
-    )
+    assert np.abs(padded[:AUDIO_RATE]).max() > 0.1
     assert not padded[int(2.05 * AUDIO_RATE) :].any()
     val = ClipDataset(rgb_dataset.uri, split="val", num_frames=2, size=16)
     assert [val[0]["label_name"]] == ["blue"] and val[0]["caption"] == "the blue second"
