@@ -76,7 +76,7 @@ def run(ctx: Any) -> dict[str, Any]:
                 end=round(seg.end, 3),
                 label=label,
                 score=round(score, 3),
-                people=people_count(seg),
+                people=None if is_screen(seg) else people_count(seg),
             )
         )
     return {"actions": actions, "workflow": workflow(samples, segs)}

@@ -22,6 +22,7 @@ The observations are cached by content hash, so a second `--tasks code` run only
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from dataclasses import dataclass
@@ -35,13 +36,15 @@ from analysis.schema import CodeFile, CodeStep
 
 log = logging.getLogger("analysis.code")
 
-_VERSION = 1
+_VERSION = 2
 _CODE_FRAME = 0.45  # share of a frame's lines that must look like code
 _MIN_CODE_LINES = 2
 _DIFF_LEVEL = 48  # grey-level change (0-255) that counts as a changed pixel: anti-aliasing noise is < 20
 _ROW_PIXELS = 2  # changed pixels a pixel row needs to count (isolated codec flicker does not)
 _FULL_EVERY = 6  # re-read the whole pane after this many partial reads (votes for every line)
 _BIG_CHANGE = 0.4  # changed share of the pane's height that triggers a whole-pane read
+_REWRITTEN = 0.6  # share of the on-screen text rows that changed at once: another file or page
+_SAME_FILE = 0.3  # share of lines a whole-pane read keeps across a scroll; fewer: another file
 _MAX_BANDS = 6  # more separate changed bands than this: read the whole pane
 _MAX_SIDE = 1280  # as analysis.screen_text: code needs native 720p resolution
 _FINAL_SCALE = 1.5  # the last whole-pane read: rows are read at 2x, other whole-pane reads at 1x
@@ -121,7 +124,9 @@ def run(ctx: Any) -> dict[str, Any]:
         merged = merge(obs)
         if not merged.text.strip():
             continue
-        files.append(_code_file(merged, filename, speech, start, end))
+        code_file = _code_file(merged, filename, speech, start, end)
+        if code_file.language != "text":  # prose read off a screen is not a source file
+            files.append(code_file)
     return {"code": files}
 
 
@@ -148,7 +153,12 @@ def frame_code_lines(frame: Any) -> list[Any]:
 def is_code_frame(frame: Any) -> bool:
     lines = [line for line in frame.lines if line.text.strip()]
     code = frame_code_lines(frame)
-    return len(code) >= _MIN_CODE_LINES and len(code) >= _CODE_FRAME * len(lines)
+    if len(code) >= _MIN_CODE_LINES and len(code) >= _CODE_FRAME * len(lines):
+        return True
+    # The first lines of a file ("1 import sys"): every line is a little code-like. Prose slides
+    # fail this (their titles score 0); a false start costs one pane watch and no CodeFile,
+    # since text with no language markers is dropped.
+    return bool(lines) and len(lines) <= 3 and all(line_score(line.text) >= 0.4 for line in lines)
 
 
 def filename_of(frame: Any) -> str | None:
@@ -172,7 +182,10 @@ def code_spans(frames: list[Any], duration: float) -> list[Span]:
         if not cur:
             return
         first, last = cur[0], cur[-1]
-        boxes = [line for i in cur for line in frame_code_lines(frames[i])]
+        # The pane: lines that look at least a little like code ("package main" scores 0.4, a title
+        # bar "store.py - Editor" 0), so a file's first line is not cropped off.
+        boxes = [line for i in cur for line in frames[i].lines if line_score(line.text) >= 0.4]
+        boxes = boxes or [line for i in cur for line in frames[i].lines if line.text.strip()]
         x0 = min(b.x for b in boxes)
         y0 = min(b.y for b in boxes)
         x1 = max(b.x + b.w for b in boxes)
@@ -207,24 +220,57 @@ def _inside(frame: Any, x0: float, y0: float, x1: float) -> bool:
 
 
 def _documents(ctx: Any, spans: list[Span]) -> list[tuple[str | None, list[Obs], float, float]]:
-    """Observations per file: spans of the same file name are one document (tabs switched back)."""
+    """Observations per file: spans (and parts of spans split at a file switch) by file name.
+
+    Parts with the same file name are one document (tabs switched back and forth); parts without
+    a name are documents of their own.
+    """
     docs: dict[str, tuple[str | None, list[Obs], float, float]] = {}
     order: list[str] = []
     for k, span in enumerate(spans):
-        obs, title = observe(ctx, span)
-        name = title or span.filename
-        key = name or f"#{k}"
-        if key in docs:
-            _name, prev, s, _e = docs[key]
-            docs[key] = (name, prev + obs, s, span.end)
-        else:
-            docs[key] = (name, obs, span.start, span.end)
-            order.append(key)
+        obs, titles, big = observe(ctx, span)
+        for j, (start, end, part) in enumerate(split_documents(obs, titles, big, span.start, span.end)):
+            names = [n for t, n in titles if start <= t < end and n]
+            name = names[0] if names else (span.filename if j == 0 else None)
+            key = name or f"#{k}.{j}"
+            if key in docs:
+                _name, prev, s, _e = docs[key]
+                docs[key] = (name, prev + part, s, end)
+            else:
+                docs[key] = (name, part, start, end)
+                order.append(key)
     return [docs[k] for k in order]
 
 
-def observe(ctx: Any, span: Span) -> tuple[list[Obs], str | None]:
-    """OCR observations of the pane over the span, and a file name read above the pane (cached)."""
+def split_documents(
+    obs: list[Obs], titles: list[tuple[float, str | None]], big: list[float], start: float, end: float
+) -> list[tuple[float, float, list[Obs]]]:
+    """Cut a span's observations where the pane switched to another file.
+
+    A big change is a switch when the title names another file, or when the whole-pane read after
+    it shares under `_SAME_FILE` of its lines with the read before it (scrolling keeps most lines).
+    """
+    cuts: list[float] = []
+    name_at = dict(titles)
+    last_name = next((n for _t, n in titles if n), None)
+    for t in big:
+        name = name_at.get(t)
+        before = [
+            o.text.strip()
+            for o in obs
+            if o.full and o.t == max((x.t for x in obs if x.full and x.t < t), default=-1.0)
+        ]
+        after = [o.text.strip() for o in obs if o.full and o.t == t]
+        shared = sum(1 for a in after if a in before) / max(1, len(after))
+        if (name and last_name and name != last_name) or (len(after) >= 2 and shared < _SAME_FILE):
+            cuts.append(t)
+        last_name = name or last_name
+    bounds = [start, *cuts, end + 1.0]
+    return [(a, min(b, end), [o for o in obs if a <= o.t < b]) for a, b in itertools.pairwise(bounds)]
+
+
+def observe(ctx: Any, span: Span) -> tuple[list[Obs], list[tuple[float, str | None]], list[float]]:
+    """OCR observations of the pane over the span, file names read above it, big-change times (cached)."""
     from analysis._models import router_for
     from data_pipeline.cache import Cache
 
@@ -239,11 +285,13 @@ def observe(ctx: Any, span: Span) -> tuple[list[Obs], str | None]:
         "full": _FULL_EVERY,
         "prep": "contrast",
         "final": _FINAL_SCALE,
+        "titles": 2,
     }
     art = Cache(ctx.settings.cache_dir).get_or_compute(
         ctx.video.metadata.sha256, "code_obs", params, lambda _out: _observe(ctx, router, span)
     )
-    return [Obs(**o) for o in art.value["obs"]], art.value["title"]
+    value = art.value
+    return [Obs(**o) for o in value["obs"]], [(t, n) for t, n in value["titles"]], list(value["big"])
 
 
 def _grey(image: np.ndarray) -> np.ndarray:
@@ -261,6 +309,19 @@ def changed_bands(prev: np.ndarray, cur: np.ndarray, *, gap: int = 4) -> list[tu
         else:
             bands.append((int(i), int(i) + 1))
     return bands
+
+
+def _rewritten(prev: np.ndarray, bands: list[tuple[int, int]]) -> float:
+    """Share of the text rows already on screen that changed: near 1 for a file switch, small for typing."""
+    values, counts = np.unique(prev, return_counts=True)
+    bg = values[np.argmax(counts)]
+    ink = (np.abs(prev - bg) > _DIFF_LEVEL).sum(axis=1) >= _ROW_PIXELS
+    if ink.sum() == 0:
+        return 0.0
+    changed = np.zeros_like(ink)
+    for a, b in bands:
+        changed[a:b] = True
+    return float((ink & changed).sum() / ink.sum())
 
 
 def contrast(image: np.ndarray, scale: float = 1.0) -> np.ndarray:
@@ -322,6 +383,8 @@ def _observe(ctx: Any, router: Any, span: Span) -> dict[str, Any]:
         prev: np.ndarray | None = None
         partial = 0
         last: tuple[float, np.ndarray] | None = None
+        titles: list[list[Any]] = []  # [t, file name or None] at the start and after each big change
+        big: list[float] = []  # times of whole-pane changes: a file switch starts a new document here
         for k in range(0, len(times), 16):
             for frame in reader.frames_at(times[k : k + 16]):
                 pane = frame.image[y0:y1, x0:x1]
@@ -329,15 +392,24 @@ def _observe(ctx: Any, router: Any, span: Span) -> dict[str, Any]:
                 last = (frame.t, pane)
                 if prev is None:
                     read(frame.t, pane, 0, pane.shape[0], True)
+                    titles.append([round(frame.t, 3), _title(router, frame.image, y0)])
                     prev, partial = grey, 0
                     continue
                 bands = changed_bands(prev, grey)
                 if not bands:
                     continue
                 height = sum(b - a for a, b in bands)
-                if height > _BIG_CHANGE * grey.shape[0] or len(bands) > _MAX_BANDS or partial >= _FULL_EVERY:
+                large = (
+                    height > _BIG_CHANGE * grey.shape[0]
+                    or len(bands) > _MAX_BANDS
+                    or _rewritten(prev, bands) >= _REWRITTEN
+                )
+                if large or partial >= _FULL_EVERY:
                     read(frame.t, pane, 0, pane.shape[0], True)
                     partial = 0
+                    if large:
+                        big.append(round(frame.t, 3))
+                        titles.append([round(frame.t, 3), _title(router, frame.image, y0)])
                 else:
                     pad = 6
                     for a, b in bands:
@@ -347,18 +419,19 @@ def _observe(ctx: Any, router: Any, span: Span) -> dict[str, Any]:
             ctx.progress({"stage": "code", "percent": round(100 * min(k + 16, len(times)) / len(times), 1)})
         if last is not None:  # the settled end state, read whole at a third scale: a third opinion per line
             read(last[0] + 1e-3, last[1], 0, last[1].shape[0], True, _FINAL_SCALE)
-        title = _title(router, reader, span) if y0 > 8 else None
-    return {"obs": out, "title": title}
+    return {"obs": out, "titles": titles, "big": big}
 
 
-def _title(router: Any, reader: Any, span: Span) -> str | None:
+def _title(router: Any, image: np.ndarray, pane_top: int) -> str | None:
     """The file name in the title bar or tab row above the pane, read at 2x (small UI font)."""
-    frame = reader.frames_at([max(span.start, span.end - 0.5)])[0]
-    strip = frame.image[: span.box[1]]
-    for b in router.ocr(contrast(strip, 2)).value:
-        m = _FILENAME.search(b.text)
+    if pane_top < 8:
+        return None
+    for b in router.ocr(contrast(image[:pane_top], 2)).value:
+        # A proportional UI font sometimes gets a spurious space ("gre et.py"): glue a short
+        # fragment right before the name back on.
+        m = re.search(r"(?:\b(\w{1,3}) )?" + _FILENAME.pattern, b.text)
         if m:
-            return m.group(1)
+            return (m.group(1) or "") + m.group(2)
     return None
 
 
