@@ -61,7 +61,7 @@ def _scenes(args: argparse.Namespace) -> int:
     video = _ingest(args.source, settings)
     result = cached_scenes(video, settings)
     if args.json:
-        print_json(result.model_dump())
+        print_json(result.model_dump(exclude_none=True))
     else:
         for i, s in enumerate(result.scenes):
             print(f"scene {i + 1:3d}: {s.start:9.3f}s - {s.end:9.3f}s")
