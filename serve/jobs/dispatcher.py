@@ -25,6 +25,8 @@ from serve.jobs.store import Claim, JobStore
 
 log = logging.getLogger("serve.jobs.dispatcher")
 
+_UNSTARTED_BACKOFF_S = 2.0  # wait before re-queueing a job whose worker was unreachable
+
 RunFn = Callable[[Claim], str | None]  # blocks until the worker replica returns (or raises if it died)
 
 
@@ -116,11 +118,21 @@ class Dispatcher:
         except Exception as e:  # the replica died or the call could not be delivered
             if self._stop.is_set():
                 return  # stop() releases it
+            # The call never reached a live worker when the job did not move past 'claimed' (a dead
+            # replica still in the routing table while Serve replaces it): back off, and do not count
+            # the attempt, so a replica restart cannot use up max_attempts in a few fast failures.
+            try:
+                started = self.store.get(claim.job_id).get("stage") not in (None, "claimed")
+            except Exception:
+                started = True
+            if not started:
+                self._stop.wait(_UNSTARTED_BACKOFF_S)
             status = self.store.release(
                 claim.job_id,
                 claim.token,
                 max_attempts=self.max_attempts,
                 reason=f"worker failed: {type(e).__name__}: {e}"[:500],
+                count=started,
             )
             log.warning("job %s worker failed (%s); now %s", claim.job_id, type(e).__name__, status)
         finally:

@@ -284,11 +284,15 @@ class JobStore:
                 self._queue_webhook(c, job_id, res.callback_url, now)
         return True
 
-    def release(self, job_id: str, token: str, *, max_attempts: int, reason: str) -> str | None:
+    def release(
+        self, job_id: str, token: str, *, max_attempts: int, reason: str, count: bool = True
+    ) -> str | None:
         """Give a running job back to the queue (its worker died or is shutting down).
 
         Returns the new status, or None if this token no longer holds the job. A job that has used
         up `max_attempts` fails instead, so a job that kills every replica cannot loop forever.
+        `count=False` (the call never reached a live worker: the job had not started) gives the
+        attempt back, so a replica restart does not use up a job's attempts.
         """
         now = time.time()
         with self.engine.begin() as c:
@@ -299,6 +303,9 @@ class JobStore:
             ).first()
             if row is None:
                 return None
+            if not count:
+                c.execute(sa.update(jobs).where(jobs.c.id == job_id).values(attempts=jobs.c.attempts - 1))
+                return self._requeue(c, job_id, 0, max_attempts, reason, now)
             return self._requeue(c, job_id, row.attempts, max_attempts, reason, now)
 
     def _requeue(

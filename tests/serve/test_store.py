@@ -71,6 +71,18 @@ def test_max_attempts_fails_a_job_that_keeps_killing_workers(db_url: str) -> Non
     assert job["status"] == "failed" and "gave up after 2 attempts" in job["error"]
 
 
+def test_unreachable_worker_does_not_use_up_attempts(db_url: str) -> None:
+    store = JobStore(db_url)
+    jid = _submit(store)
+    for _ in range(5):  # a dead replica still routed to: the job never started, attempts are given back
+        c = store.claim(worker="w", lease_s=30, per_user_running=4, kinds=KINDS)
+        assert c is not None
+        assert (
+            store.release(c.job_id, c.token, max_attempts=2, reason="ActorDiedError", count=False) == "queued"
+        )
+    assert store.get(jid)["attempts"] == 0
+
+
 def test_bounded_queue_idempotency_and_cache(db_url: str) -> None:
     store = JobStore(db_url)
     for i in range(3):
@@ -158,6 +170,7 @@ def test_dispatcher_requeues_when_a_worker_dies_and_survives_restart(db_url: str
             die = claim.job_id == ids[3] and claim.job_id not in died
             died.add(claim.job_id)
         if die:
+            store.report(claim.job_id, claim.token, stage="ingest", percent=1.0)  # it had started
             raise RuntimeError("ActorDiedError: replica killed")  # what a handle raises for a dead replica
         time.sleep(0.05)
         store.finish(claim.job_id, claim.token, status="succeeded", result={"n": 1})
