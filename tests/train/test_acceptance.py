@@ -2,19 +2,29 @@
 
 The whole shipped `action_tiny_cpu.yaml`: 500 training clips (5 motion classes), 2 Ray Train
 workers, DeepSpeed ZeRO-2 on gloo, EfficientNet-Lite0 frozen then partly unfrozen, 150 steps.
-Minutes on a 2-core machine, so it is opt-in: `pytest -m slow tests/train/test_acceptance.py`.
-Also runnable as `python -m benchmarks.train_action` (prints the numbers for benchmarks/README.md).
+Minutes on a 2-core machine, so it is opt-in:
+`VIDRAY_TRAIN_ACCEPTANCE=1 pytest tests/train/test_acceptance.py -s` (prints the summary).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from train.config import load_train_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration, pytest.mark.timeout(1800)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.timeout(1800),
+    # Minutes of both cores: opt-in so the whole project suite stays well under 30 minutes.
+    pytest.mark.skipif(
+        os.environ.get("VIDRAY_TRAIN_ACCEPTANCE") != "1",
+        reason="set VIDRAY_TRAIN_ACCEPTANCE=1 to run the 90% accuracy acceptance run (~10 min on 2 cores)",
+    ),
+]
 
 
 def test_action_recipe_reaches_90_percent(tmp_path: Path) -> None:

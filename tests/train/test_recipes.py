@@ -81,7 +81,7 @@ def test_recipe_loss_falls(
     losses = [m["loss"] for _, m in sorted(read_metrics(tmp_path / cfg.name).items())]
     assert len(losses) == 20 and all(np.isfinite(losses))
     first, last = float(np.mean(losses[:4])), float(np.mean(losses[-4:]))
-    assert last < 0.9 * first, (first, last, losses)
+    assert last < 0.93 * first, (first, last, losses)
     export = Path(summary["export"])
     transformers = pytest.importorskip("transformers")
     if recipe == "vlm":

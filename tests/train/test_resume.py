@@ -118,3 +118,20 @@ def test_killed_worker_resumes_from_last_checkpoint(reference: tuple[Path, dict]
     ref, got = read_metrics(storage / "full"), read_metrics(storage / "killed")
     for step in (5, 6):
         assert got[step]["loss"] == pytest.approx(ref[step]["loss"], rel=1e-5, abs=1e-6), step
+
+
+def test_streaming_mode_splits_and_trains(reference: tuple[Path, dict], tiny_actions: Path) -> None:
+    """data.deterministic=false: streaming_split shards (the GPU configs' mode) train and evaluate."""
+    storage, _ = reference
+    summary = _run(
+        _cfg(
+            tiny_actions,
+            storage,
+            "stream",
+            "data.deterministic=false",
+            "optim.max_steps=4",
+            "checkpoint.export=false",
+        )
+    )
+    assert summary["steps"] == 4 and summary["export"] is None and summary["checkpoint"]
+    assert 0.0 <= summary["val_accuracy"] <= 1.0
