@@ -81,6 +81,8 @@ class Dispatcher:
                 now = time.monotonic()
                 if now - last_sweep > self.lease_s / 3:
                     last_sweep = now
+                    held = [(c.job_id, c.token) for c in list(self.in_flight.values())]
+                    self.store.renew(held, self.lease_s)
                     expired = self.store.expire_leases(max_attempts=self.max_attempts)
                     if expired:
                         log.warning("re-queued %d jobs whose lease expired", len(expired))

@@ -338,6 +338,27 @@ class JobStore:
         )
         return status
 
+    def renew(self, held: list[tuple[str, str]], lease_s: float) -> None:
+        """Extend the leases of jobs (job_id, token) a live dispatcher still has in flight.
+
+        Why: a dispatched job can wait in a Serve queue for a replica (one is restarting) before its
+        worker starts heartbeating; the dispatcher that is waiting on it proves it is not abandoned.
+        """
+        if not held:
+            return
+        until = time.time() + lease_s
+        with self.engine.begin() as c:
+            for job_id, token in held:
+                c.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.id == job_id, jobs.c.lease_token == token, jobs.c.status == "running")
+                    .values(
+                        lease_until=sa.func.max(jobs.c.lease_until, until)
+                        if self.engine.dialect.name == "sqlite"
+                        else sa.func.greatest(jobs.c.lease_until, until)
+                    )
+                )
+
     def expire_leases(self, *, max_attempts: int) -> list[str]:
         """Re-queue running jobs whose lease ran out (their worker stopped renewing it)."""
         now = time.time()

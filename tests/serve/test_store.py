@@ -83,6 +83,16 @@ def test_unreachable_worker_does_not_use_up_attempts(db_url: str) -> None:
     assert store.get(jid)["attempts"] == 0
 
 
+def test_dispatcher_renewal_keeps_a_waiting_job(db_url: str) -> None:
+    store = JobStore(db_url)
+    jid = _submit(store)
+    c = store.claim(worker="w", lease_s=0.01, per_user_running=4, kinds=KINDS)
+    assert c is not None
+    store.renew([(c.job_id, c.token)], 30.0)  # still waiting on a replica: the dispatcher vouches for it
+    time.sleep(0.05)
+    assert store.expire_leases(max_attempts=3) == [] and store.get(jid)["status"] == "running"
+
+
 def test_bounded_queue_idempotency_and_cache(db_url: str) -> None:
     store = JobStore(db_url)
     for i in range(3):
