@@ -15,7 +15,11 @@ import pytest
 from tests.train.conftest import read_metrics
 from train.config import TrainConfig, load_train_config
 
-pytestmark = [pytest.mark.slow, pytest.mark.integration]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.integration,
+    pytest.mark.timeout(1500),
+]  # slow when the box is loaded
 
 ACTION_YAML = Path(__file__).parents[2] / "train" / "configs" / "action_tiny_cpu.yaml"
 
