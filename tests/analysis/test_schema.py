@@ -44,3 +44,13 @@ def test_public_document_and_markdown() -> None:
     md = render_markdown(doc)
     for part in ("## Summary", "## Chapters", "Intro \\| start", "## Questions", "```python", "0:01–0:02"):
         assert part in md
+
+
+def test_ocr_gibberish_from_footage_is_dropped_but_code_frames_kept() -> None:
+    from analysis.screen_text import _keep_text, plausible
+
+    assert not plausible("sonal ee meres -_- -") and not plausible("= a - -S pa Sr. aa ae >")
+    assert plausible("def greet(name):") and plausible("Opened: 1898")
+    footage = [{"text": t} for t in ("sonal ee meres -_- -", "aa : ee", "os ns @ ao i", "am lt} test iifll!")]
+    code = [{"text": t} for t in ("fn main() {", "    let x = 1;", "}")]
+    assert _keep_text(footage) == [] and _keep_text(code) == code
