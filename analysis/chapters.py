@@ -32,6 +32,7 @@ _TEXT_COVERAGE = 0.3
 _MIN_CHAPTER_FRACTION = 0.04  # no chapter shorter than 4% of the video (or _MIN_CHAPTER_S)
 _MIN_CHAPTER_S = 4.0
 _LOUD_OVER_MEDIAN_DB = 15.0
+_SILENT_DB = -60.0
 
 
 def chapter_bounds(ctx: Any) -> list[float]:
@@ -161,7 +162,10 @@ def key_moments(ctx: Any, limit: int = 10) -> list[KeyMoment]:
                                  why="chapter start (topic or scene change)"))
     feats = audio_features_of(ctx)
     if feats is not None and feats.loudness_db:
-        med = float(np.median(feats.loudness_db))
+        # The median of the sounding seconds: silence-heavy videos would otherwise make every
+        # syllable look like a loud moment.
+        sounding = [db for db in feats.loudness_db if db > _SILENT_DB] or feats.loudness_db
+        med = float(np.median(sounding))
         for p in feats.peaks[:5]:
             if p.db - med < _LOUD_OVER_MEDIAN_DB:  # ordinary syllables peak ~10 dB over the median
                 continue
