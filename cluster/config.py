@@ -136,7 +136,7 @@ def _default_backends() -> dict[str, BackendConfig]:
 
 def _default_tasks() -> dict[str, list[str]]:
     return {
-        "transcribe": ["faster-whisper"],
+        "transcribe": ["faster-whisper", "pocketsphinx"],
         "ocr": ["tesseract", "rapidocr"],
         "embed": ["minilm"],
         "tag": ["efficientnet"],

@@ -30,7 +30,6 @@ EXTRAS: dict[str, str] = {
     "rapidocr": "models",
     "onnxruntime": "models",
     "sentence_transformers": "models",
-    "timm": "models",
     "gguf": "models",
     "openai": "api",
     "google.genai": "api",
