@@ -63,7 +63,7 @@ def test_lr_schedule_warmup_then_cosine() -> None:
     )
     lrs = [lr_at(cfg, s) for s in range(20)]
     assert lrs[0] == pytest.approx(0.25) and lrs[3] == pytest.approx(1.0)
-    assert all(a >= b for a, b in itertools.pairwise(lrs))
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(lrs[3:]))  # non-increasing after warmup
     assert lrs[-1] > 0.1 - 1e-9
 
 
