@@ -146,16 +146,24 @@ def build_datasets(cfg: DataSettings, splits: tuple[str, ...] = ("train", "val")
 
     if cfg.dataset_uri:
         try:
-            from data_pipeline.datasets import read_clips  # type: ignore[attr-defined]
+            from data_pipeline.datasets import read_clips
         except ImportError as e:
             raise InputError(
                 "data.dataset_uri needs data_pipeline.datasets.read_clips, which is not available here; "
                 "use data.manifest (JSONL) instead"
             ) from e
-        return {
-            s: read_clips(cfg.dataset_uri, cfg.dataset_version, s, num_frames=cfg.num_frames, size=cfg.size)
-            for s in splits
-        }
+        out_lance: dict[str, Any] = {}
+        for split in splits:
+            lance_ds = read_clips(
+                cfg.dataset_uri,
+                cfg.dataset_version,
+                split,
+                num_frames=cfg.num_frames,
+                size=cfg.size,
+                decode_cpus=cfg.decode_num_cpus,
+            )
+            out_lance[split] = lance_ds.materialize() if cfg.deterministic else lance_ds
+        return out_lance
     assert cfg.manifest is not None
     out: dict[str, Any] = {}
     for split in splits:

@@ -36,6 +36,11 @@ def _prepare_data(cfg: TrainConfig) -> list[str]:
     from train.data import label_names
 
     if cfg.data.manifest is None:
+        if cfg.data.dataset_uri:  # versioned Lance dataset (data_pipeline.datasets)
+            from data_pipeline.datasets.reader import label_names as lance_labels
+            from data_pipeline.datasets.store import VideoDataset
+
+            return lance_labels(VideoDataset.open(cfg.data.dataset_uri, version=cfg.data.dataset_version))
         return []
     manifest = Path(cfg.data.manifest).expanduser()
     syn = cfg.data.synthetic
