@@ -70,3 +70,22 @@ def test_lr_schedule_warmup_then_cosine() -> None:
 def test_bf16_auto_resolves_off_on_cpu() -> None:
     cfg = load_train_config(Path(CONFIGS[0]).with_name("action_gpu.yaml"))
     assert deepspeed_config(cfg, 4)["bf16"]["enabled"] is False  # no CUDA here
+
+
+def test_frames_and_resolution_curriculum_follow_the_step() -> None:
+    import numpy as np
+
+    from train.recipes import get_recipe
+
+    cfg = load_train_config(
+        Path(CONFIGS[0]).with_name("action_tiny_cpu.yaml"),
+        ["data.num_frames=8", "curriculum.frames=[[0,4],[10,8]]", "curriculum.resolution=[[0,32],[10,64]]"],
+    )
+    recipe = get_recipe(cfg, ["a", "b"])  # building the recipe does not build the model
+    batch = {"frames": np.zeros((2, 8, 64, 64, 3), dtype=np.uint8)}
+    assert tuple(recipe.video_tensor(batch, 0).shape) == (2, 4, 3, 32, 32)
+    assert tuple(recipe.video_tensor(batch, 10).shape) == (2, 8, 3, 64, 64)
+    assert (
+        recipe.lr_scale("backbone", 0) == 0.0
+        and recipe.lr_scale("backbone", 60) == cfg.curriculum.backbone_lr_scale
+    )
