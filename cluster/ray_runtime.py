@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Any
 
 # Must happen before the first `import ray` anywhere in this process.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -28,7 +29,7 @@ def init_ray(
     address: str | None = None,
     *,
     num_cpus: int | None = None,
-    runtime_env: dict | None = None,
+    runtime_env: dict[str, Any] | None = None,
     object_store_memory: int | None = None,
 ) -> str:
     """Join the cluster at `address` (or RAY_ADDRESS), or start a loopback-only local Ray.
@@ -39,7 +40,7 @@ def init_ray(
     if ray.is_initialized():
         return "existing"
     address = address or os.environ.get("RAY_ADDRESS") or None
-    common = {"runtime_env": runtime_env, "log_to_driver": False, "configure_logging": False}
+    common: dict[str, Any] = {"runtime_env": runtime_env, "log_to_driver": False, "configure_logging": False}
     if address:
         ray.init(address=address, **common)
         return address
