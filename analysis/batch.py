@@ -49,7 +49,7 @@ def analyze_batch(sources: list[str], request: AnalysisRequest, settings: Settin
     out.mkdir(parents=True, exist_ok=True)
     ds = ray.data.from_items([{"source": s} for s in sources], override_num_blocks=len(sources))
     rows = ds.map(
-        _Analyzer,
+        _Analyzer,  # type: ignore[arg-type]  # Ray Data accepts a callable class (an actor pool)
         fn_constructor_args=(request.model_dump_json(), settings.model_dump_json(), str(out)),
         concurrency=(1, max(1, min(concurrency, len(sources)))),
         num_cpus=_ANALYZER_CPUS,

@@ -37,7 +37,7 @@ _SILENT_DB = -60.0
 
 def chapter_bounds(ctx: Any) -> list[float]:
     """Chapter start times (the first is the video start); memoised."""
-    return ctx.memo("chapter_bounds", lambda: _bounds(ctx))  # type: ignore[no-any-return]
+    return ctx.memo("chapter_bounds", lambda: _bounds(ctx))
 
 
 def _units(ctx: Any) -> list[Unit]:
@@ -115,7 +115,7 @@ def _central(units: list[Unit], emb: np.ndarray) -> Unit | None:
 
 def build_chapters(ctx: Any) -> list[Chapter]:
     """Chapters with titles and one-line summaries (memoised)."""
-    return ctx.memo("chapters", lambda: _chapters(ctx))  # type: ignore[no-any-return]
+    return ctx.memo("chapters", lambda: _chapters(ctx))
 
 
 def _chapters(ctx: Any) -> list[Chapter]:

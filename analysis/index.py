@@ -96,7 +96,7 @@ class VideoIndex:
 
 def build_index(ctx: Any) -> VideoIndex:
     """The context video's index (memoised; cached on disk by content hash)."""
-    return ctx.memo("index", lambda: _cached(ctx))  # type: ignore[no-any-return]
+    return ctx.memo("index", lambda: _cached(ctx))
 
 
 def _cached(ctx: Any) -> VideoIndex:
@@ -148,7 +148,7 @@ def scene_tags(ctx: Any) -> list[tuple[float, float, list[tuple[str, float]]]]:
             out.append((s.start, s.end, tags[:3]))
         return out
 
-    return ctx.memo("scene_tags", compute)  # type: ignore[no-any-return]
+    return ctx.memo("scene_tags", compute)
 
 
 def collect_items(ctx: Any) -> list[IndexItem]:

@@ -66,7 +66,7 @@ def _evidence(ctx: Any) -> _Evidence:
         return _Evidence(safe(ctx, speech_units, []), safe(ctx, screen_units, []), t.get("words") or [],
                          safe(ctx, clause_units, []))
 
-    return ctx.memo("qa_evidence", compute)  # type: ignore[no-any-return]
+    return ctx.memo("qa_evidence", compute)
 
 
 def _pool(ev: _Evidence, modality: str) -> list[Unit]:

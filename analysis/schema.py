@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TaskName = Literal["transcript", "summary", "chapters", "qa", "code", "actions"]
-ALL_TASKS: tuple[str, ...] = ("transcript", "summary", "chapters", "qa", "code", "actions")
+ALL_TASKS: tuple[TaskName, ...] = ("transcript", "summary", "chapters", "qa", "code", "actions")
 SummaryLength = Literal["one_line", "short", "detailed"]
 SummaryStyle = Literal["paragraph", "bullets", "technical", "executive"]
 

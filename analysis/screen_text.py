@@ -65,7 +65,7 @@ def normalize(text: str) -> str:
 
 def screen_frames(ctx: Any) -> list[ScreenFrame]:
     """OCR of frames sampled over the whole video (memoised per analysis, cached on disk)."""
-    return ctx.memo("screen_frames", lambda: _cached(ctx))  # type: ignore[no-any-return]
+    return ctx.memo("screen_frames", lambda: _cached(ctx))
 
 
 def screen_spans(ctx: Any, *, min_chars: int = 3) -> list[ScreenSpan]:

@@ -19,7 +19,7 @@ _VERSION = 2  # 2: word times stored beside the segments
 
 def transcribe_video(ctx: Any) -> dict[str, Any]:
     """{"language", "backend", "segments": [TranscriptSegment]} for the context's video (memoised)."""
-    return ctx.memo("transcript", lambda: _transcribe_cached(ctx))  # type: ignore[no-any-return]
+    return ctx.memo("transcript", lambda: _transcribe_cached(ctx))
 
 
 def _transcribe_cached(ctx: Any) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def clause_units(ctx: Any) -> list[Unit]:
         words = transcribe_video(ctx).get("words") or []
         return clauses_from_words(words) if words else speech_units(ctx)
 
-    return ctx.memo("clause_units", compute)  # type: ignore[no-any-return]
+    return ctx.memo("clause_units", compute)
 
 
 def speech_units(ctx: Any) -> list[Unit]:
@@ -95,7 +95,7 @@ def speech_units(ctx: Any) -> list[Unit]:
             units += split_sentences(seg.text, seg.start, seg.end)
         return units
 
-    return ctx.memo("speech_units", compute)  # type: ignore[no-any-return]
+    return ctx.memo("speech_units", compute)
 
 
 def screen_units(ctx: Any) -> list[Unit]:
@@ -104,7 +104,7 @@ def screen_units(ctx: Any) -> list[Unit]:
     def compute() -> list[Unit]:
         return [Unit("screen", s.start, s.end, s.text) for s in screen_spans(ctx)]
 
-    return ctx.memo("screen_units", compute)  # type: ignore[no-any-return]
+    return ctx.memo("screen_units", compute)
 
 
 def timeline(ctx: Any) -> list[Unit]:
@@ -121,7 +121,7 @@ def embed_units(ctx: Any, units: list[Unit], name: str) -> np.ndarray:
             return np.zeros((0, 384), dtype=np.float32)
         return np.asarray(router_for(ctx.settings).embed([u.text for u in units]).value, dtype=np.float32)
 
-    return ctx.memo(f"emb:{name}", compute)  # type: ignore[no-any-return]
+    return ctx.memo(f"emb:{name}", compute)
 
 
 def safe(ctx: Any, fn: Any, default: Any) -> Any:

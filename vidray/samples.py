@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # Each scene source is visually distinct from the others so a cut is unambiguous.
 SCENE_SOURCES = (
@@ -154,7 +155,7 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # quiet in tests
         pass
 
-    def send_head(self):  # type: ignore[no-untyped-def]
+    def send_head(self) -> Any:
         rng = self.headers.get("Range")
         path = self.translate_path(self.path)
         if not rng or not os.path.isfile(path) or not rng.startswith("bytes="):
@@ -177,7 +178,7 @@ class _RangeHandler(http.server.SimpleHTTPRequestHandler):
         self._remaining = end - start + 1
         return f
 
-    def copyfile(self, source, outputfile):  # type: ignore[no-untyped-def]
+    def copyfile(self, source: Any, outputfile: Any) -> None:
         remaining = getattr(self, "_remaining", None)
         if remaining is None:
             return super().copyfile(source, outputfile)

@@ -107,7 +107,7 @@ def _search(args: argparse.Namespace) -> int:
     from analysis.report import clock
 
     hits = library_search(settings_from(args), args.query, k=args.k)
-    doc = [{"video_id": h.video_id, "start": h.item.start, "end": h.item.end, "kind": h.item.kind,
+    doc: list[dict[str, Any]] = [{"video_id": h.video_id, "start": h.item.start, "end": h.item.end, "kind": h.item.kind,
             "text": h.item.text, "score": round(h.score, 4)} for h in hits]
     if args.json:
         print_json({"query": args.query, "hits": doc})
