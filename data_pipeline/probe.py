@@ -10,6 +10,7 @@ here with a clear message rather than later inside a Ray task.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,7 @@ def _rotation(path: Path) -> int:
         rot = VideoDecoder(str(path), seek_mode="approximate").metadata.rotation
     except Exception:  # rotation is informative; a decoder that cannot read it means none
         return 0
-    return int(round(rot or 0)) % 360
+    return round(rot or 0) % 360
 
 
 def probe(path: str | Path, *, sha256: str | None = None, info: dict[str, Any] | None = None) -> VideoMetadata:
@@ -126,7 +127,7 @@ def probe(path: str | Path, *, sha256: str | None = None, info: dict[str, Any] |
         tb = float(vs.time_base) if vs.time_base else 1 / 90000
         order = sorted(range(len(pts)), key=pts.__getitem__)
         spts = [pts[i] for i in order]
-        deltas = [b - a for a, b in zip(spts, spts[1:], strict=False) if b > a]
+        deltas = [b - a for a, b in itertools.pairwise(spts) if b > a]
         last_dur = durations[order[-1]] or (sorted(deltas)[len(deltas) // 2] if deltas else 0)
         start = spts[0] * tb
         duration = (spts[-1] + last_dur - spts[0]) * tb
