@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.schema import ALL_TASKS, AnalysisRequest, AnalysisResult
+from cluster import metric_names as mn
 from cluster.config import Settings, load_settings
 from cluster.errors import UnavailableError, VidrayError
 
@@ -107,16 +108,20 @@ def iter_analyze(
     ctx = AnalysisContext(video=video, request=request, settings=settings, progress=emit)
     yield "video", {"video": {"id": video.video_id, **video.metadata.model_dump(mode="json")}}
     order = [t for t in ALL_TASKS if t in request.tasks]
-    for i, name in enumerate(order):
-        emit({"stage": name, "percent": round(100.0 * i / len(order), 1)})
-        started = time.perf_counter()
-        try:
-            out = _load_task(name)(ctx)
-        except VidrayError as e:
-            yield "error", {"task": name, "error": str(e)}
-            continue
-        log.info("task %s done", name, extra={"task": name, "seconds": round(time.perf_counter() - started, 3)})
-        yield name, out
+    with mn.track_job_memory("analyze"):
+        for i, name in enumerate(order):
+            emit({"stage": name, "percent": round(100.0 * i / len(order), 1)})
+            started = time.perf_counter()
+            try:
+                out = _load_task(name)(ctx)
+            except VidrayError as e:
+                mn.get(mn.STAGE_ERRORS).labels(stage=name, error=type(e).__name__).inc()
+                yield "error", {"task": name, "error": str(e)}
+                continue
+            elapsed = time.perf_counter() - started
+            mn.get(mn.STAGE_SECONDS).labels(stage=name).observe(elapsed)
+            log.info("task %s done", name, extra={"task": name, "seconds": round(elapsed, 3)})
+            yield name, out
     if request.mode:
         from analysis.modes import extras
 

@@ -78,3 +78,48 @@ def value(name: str, labels: dict[str, str] | None = None) -> float:
 def render() -> bytes:
     """All vidray metrics in the Prometheus text exposition format."""
     return generate_latest(REGISTRY)
+
+
+def merge_texts(texts: Sequence[str]) -> str:
+    """Merge Prometheus text expositions from several processes into one.
+
+    Why: the HTTP app's work happens in several Ray Serve replicas (ingest, analyzer, model router),
+    each with its own registry; `/metrics` on the ingress asks each for its text and serves the sum.
+    Counters and histograms add up across processes; gauges take the largest value (the ones here
+    are queue depths, capacities and memory, where a sum would double-count a shared database).
+    `_created` timestamps are dropped: they describe one process, not the merged series.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families: dict[str, tuple[str, str, dict[tuple[str, tuple[tuple[str, str], ...]], float]]] = {}
+    for text in texts:
+        for fam in text_string_to_metric_families(text):
+            if fam.name.endswith("_created"):
+                continue
+            _, _, samples = families.setdefault(fam.name, (fam.type, fam.documentation, {}))
+            for s in fam.samples:
+                if s.name.endswith("_created"):
+                    continue
+                key = (s.name, tuple(sorted(s.labels.items())))
+                if fam.type == "gauge":
+                    samples[key] = max(samples.get(key, float("-inf")), s.value)
+                else:
+                    samples[key] = samples.get(key, 0.0) + s.value
+    out: list[str] = []
+    for name, (kind, doc, samples) in sorted(families.items()):
+        if kind == "counter" and samples and all(k[0] == f"{name}_total" for k in samples):
+            name = f"{name}_total"  # text format 0.0.4 names a counter family by its sample name
+        out.append(f"# HELP {name} {_escape_help(doc)}")
+        out.append(f"# TYPE {name} {kind}")
+        for (sample, labels), value in samples.items():
+            lab = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+            out.append(f"{sample}{{{lab}}} {value!r}" if lab else f"{sample} {value!r}")
+    return "\n".join(out) + "\n"
+
+
+def _escape_help(doc: str) -> str:
+    return doc.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')

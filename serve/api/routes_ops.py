@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -19,6 +20,9 @@ from serve.api.schemas import KeyBody, TrainBody
 from serve.db import jobs
 from serve.jobs import train as train_runs
 from serve.jobs.store import TERMINAL, new_id
+
+log = logging.getLogger("serve.api.ops")
+_SCRAPE_TIMEOUT_S = 5.0  # a scrape must answer even when a replica is busy decoding
 
 router = APIRouter()
 
@@ -51,7 +55,7 @@ async def readyz(ctx: AppContext = Depends(get_ctx)) -> Any:
     return JSONResponse(status_code=200 if ok else 503, content={"ready": ok, "checks": checks})
 
 
-@router.get("/metrics", tags=["ops"], summary="Prometheus metrics of this ingress replica")
+@router.get("/metrics", tags=["ops"], summary="Prometheus metrics of the app (ingress + one replica of each deployment)")
 def prometheus(ctx: AppContext = Depends(get_ctx)) -> Response:
     from cluster import metrics
 
@@ -62,7 +66,13 @@ def prometheus(ctx: AppContext = Depends(get_ctx)) -> Response:
     mn.get(mn.QUEUE_CAPACITY).set(ctx.settings.max_queue_depth)
     for status in ("queued", "running", "succeeded", "failed", "cancelled"):
         gauge.labels(status=status).set(counts.get(status, 0))
-    return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    texts = [metrics.render().decode()]
+    for handle in (ctx.ingest, ctx.analyzer, ctx.models):
+        try:  # one replica of each deployment answers; a busy or restarting one is left out this scrape
+            texts.append(handle.metrics_text.remote().result(timeout_s=_SCRAPE_TIMEOUT_S))
+        except Exception as e:
+            log.info("metrics of a deployment were not available this scrape", extra={"error": str(e)})
+    return Response(metrics.merge_texts(texts), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @router.get("/whoami", tags=["ops"], summary="The user and role of your API key")

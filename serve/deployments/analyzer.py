@@ -45,6 +45,12 @@ class Analyzer:
         self.videos = VideoStore(self.store.engine)
         self.ingest, self.models = ingest, models
 
+    async def metrics_text(self) -> str:
+        """This replica's Prometheus metrics; the ingress merges them into `/metrics`."""
+        from cluster import metrics
+
+        return metrics.render().decode()
+
     async def ping(self) -> str:
         return "ok"
 

@@ -39,6 +39,12 @@ class IngestWorker:
         self.store = JobStore(self.settings.resolved_db_url(self.vidray.data_dir))
         self.videos = VideoStore(self.store.engine)
 
+    async def metrics_text(self) -> str:
+        """This replica's Prometheus metrics; the ingress merges them into `/metrics`."""
+        from cluster import metrics
+
+        return metrics.render().decode()
+
     async def ping(self) -> str:
         return "ok"
 

@@ -63,6 +63,12 @@ class ModelRouter:
         except Exception as e:
             log.info("model router unavailable (%s); answering extractively", e)
 
+    async def metrics_text(self) -> str:
+        """This replica's Prometheus metrics; the ingress merges them into `/metrics`."""
+        from cluster import metrics
+
+        return metrics.render().decode()
+
     async def ping(self) -> str:
         return "ok"
 

@@ -53,3 +53,24 @@ def test_concurrent_creation_yields_one_metric() -> None:
     for t in threads:
         t.join()
     assert len({id(x) for x in got}) == 1
+
+
+def test_merge_texts_sums_counters_and_histograms_and_keeps_gauge_max() -> None:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from cluster.metrics import merge_texts
+
+    texts = []
+    for n in (1, 3):
+        reg = CollectorRegistry()
+        Counter("x_total", "c", ["k"], registry=reg).labels(k="a").inc(n)
+        Histogram("y_seconds", "h", registry=reg, buckets=(1.0,)).observe(0.5 * n)
+        Gauge("z", "g", registry=reg).set(n)
+        texts.append(generate_latest(reg).decode())
+    fams = {f.name: f for f in text_string_to_metric_families(merge_texts(texts))}
+    assert fams["x"].samples[0].value == 4.0 and fams["x"].type == "counter"
+    hist = {s.name: s.value for s in fams["y_seconds"].samples if s.labels.get("le") in (None, "+Inf")}
+    assert hist["y_seconds_count"] == 2.0 and hist["y_seconds_sum"] == 2.0
+    assert fams["z"].samples[0].value == 3.0
+    assert not any(name.endswith("_created") for name in fams)

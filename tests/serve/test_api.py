@@ -490,3 +490,23 @@ def test_restart_with_jobs_queued_completes_each_once(app: ServeApp, keys: dict[
             with c.stream("GET", f"/jobs/{job_id}/events") as resp:
                 stages = [d.get("stage") for k, d in sse(resp.iter_lines()) if k != "end"]
             assert stages.count("succeeded") == 1, (job_id, stages)
+
+
+# ------------------------------------------------------------------------------- metrics after jobs
+def test_metrics_after_jobs_cover_every_deployment(app: ServeApp, admin: httpx.Client) -> None:
+    """After the jobs above, one scrape shows job, stage, cache, download and model series."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(app.url + "/metrics", timeout=60).text
+    samples = {s.name: s for f in text_string_to_metric_families(text) for s in f.samples}
+
+    def total(name: str) -> float:
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name)
+
+    assert total("vidray_jobs_submitted_total") >= 3
+    assert total("vidray_jobs_succeeded_total") >= 1
+    assert total("vidray_http_requests_total") >= 10
+    assert total("vidray_cache_misses_total") + total("vidray_cache_hits_total") >= 1  # ingest/analyzer replicas
+    assert total("vidray_stage_seconds_count") >= 1  # download/probe/analysis task latencies
+    assert "vidray_jobs" in {s.name for s in samples.values()}  # queue depth by status (gauge)
+    assert all(s.value >= 0 for s in samples.values())
