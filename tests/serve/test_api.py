@@ -493,10 +493,14 @@ def test_restart_with_jobs_queued_completes_each_once(app: ServeApp, keys: dict[
 
 
 # ------------------------------------------------------------------------------- metrics after jobs
-def test_metrics_after_jobs_cover_every_deployment(app: ServeApp, admin: httpx.Client) -> None:
-    """After the jobs above, one scrape shows job, stage, cache, download and model series."""
+def test_metrics_after_jobs_cover_every_deployment(app: ServeApp, keys: dict[str, str], src: str) -> None:
+    """After a few jobs on this (restarted) app, one scrape shows job, stage, cache and queue series."""
     from prometheus_client.parser import text_string_to_metric_families
 
+    with client(app, keys["anna"]) as c:
+        ids = [c.post("/video/analyze", json={"url": f"{src}/b.mp4", "tasks": ["summary"],
+                                              "questions": [f"metrics {i}"]}).json()["job_id"] for i in range(3)]
+        assert [wait_job(c, i, timeout=240)["status"] for i in ids] == ["succeeded"] * 3
     text = httpx.get(app.url + "/metrics", timeout=60).text
     samples = {s.name: s for f in text_string_to_metric_families(text) for s in f.samples}
 
