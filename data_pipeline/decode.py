@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torchcodec", "pyav"]
 _PTS_SLACK = 1e-6  # seconds; far below any frame duration
+_SKIP_MARGIN_S = 0.5  # decode every frame from this long before a requested time
 _SAMPLE_GROUP = 32  # frames per get_frames_played_at call: bounds one call's memory (~90 MB at 720p)
 
 
@@ -137,6 +138,8 @@ class VideoReader:
         else:
             self._impl = _PyAVImpl(self.path, max_side, self.threads)
         self.backend = self._impl.name
+        if isinstance(self._impl, _PyAVImpl):
+            self._index = self._impl.index  # already scanned: no second demux pass
         self.begin_s = self._impl.begin_s
         self.duration_s = max(0.0, self._impl.end_s - self._impl.begin_s)
         self.fps = self._impl.num_frames / self.duration_s if self.duration_s > 0 else 0.0
@@ -306,12 +309,19 @@ class _PyAVImpl:
         self.end_s = index.times[-1] + last
         self.num_frames = len(index.times)
         self.keyframes = index.keyframes or [self.begin_s]
+        self.frame_s = last
+        self.index = index
 
     def _rgb(self, frame: Any) -> np.ndarray:
         w, h = self.size
         if (w, h) == (self.src_width, self.src_height):
-            return frame.to_ndarray(format="rgb24")
-        return frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
+            img = frame.to_ndarray(format="rgb24")
+        else:
+            img = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="AREA")
+        # Display-matrix rotation (phone video), counter-clockwise degrees as FFmpeg reports it;
+        # torchcodec applies it too. Not exercised in tests: this FFmpeg 5.1 cannot write one.
+        rot = int(getattr(frame, "rotation", 0) or 0) % 360
+        return np.ascontiguousarray(np.rot90(img, rot // 90)) if rot in (90, 180, 270) else img
 
     def _decode_from(self, t: float) -> Iterator[tuple[float, Any]]:
         import av
@@ -326,27 +336,49 @@ class _PyAVImpl:
             raise InputError(f"{self.path.name}: decoding failed mid-stream ({e}); the file is corrupt") from e
 
     def frames_at(self, times: list[float]) -> list[Frame]:
-        """Serve sorted requests in one decode run while they share a GOP; re-seek across keyframes."""
+        """Serve sorted requests in one decode run while they share a GOP; re-seek across keyframes.
+
+        On the way to a request more than `_SKIP_MARGIN_S` ahead, non-reference frames are not
+        decoded (`skip_frame=NONREF`): nothing else depends on them, and it saves ~30% of the CPU
+        of a seek-and-decode (benchmarks/README.md). Decoding is complete again from
+        `_SKIP_MARGIN_S` before each request, far more than any decoder's reorder delay.
+        """
+        cc = self.stream.codec_context
+        margin = max(_SKIP_MARGIN_S, 16 * self.frame_s)
         order = sorted(range(len(times)), key=times.__getitem__)
         result: dict[int, Frame] = {}
         i = 0
-        while i < len(order):
-            prev: tuple[float, Any] | None = None
-            for t, frame in self._decode_from(times[order[i]]):
-                while i < len(order) and t > times[order[i]] + 1e-6 and prev is not None:
-                    result[order[i]] = Frame(prev[0], self._rgb(prev[1]))  # prev is on screen then
-                    i += 1
-                if i >= len(order):
-                    break
-                if prev is not None and self._keyframe_before(times[order[i]]) > t + 1e-6:
-                    break  # a keyframe lies between here and the next request: seeking is cheaper
-                prev = (t, frame)
-            else:
-                while i < len(order) and prev is not None:  # past the last frame: it stays on screen
-                    result[order[i]] = Frame(prev[0], self._rgb(prev[1]))
-                    i += 1
-                if prev is None:
-                    raise InputError(f"{self.path.name}: no frame could be decoded at {times[order[i]]:.3f}s")
+        try:
+            while i < len(order):
+                prev: tuple[float, Any] | None = None
+                target = times[order[i]]
+                # Skip only when the target is far past its keyframe: frames already queued in the
+                # decoder when we switch back are lost, so the switch needs `margin` of headroom.
+                far = target - self._keyframe_before(target) > 2 * margin
+                cc.skip_frame = "NONREF" if far else "DEFAULT"
+                served = i  # re-seek only after this run served a request: progress even when a
+                # container's seek lands earlier than the keyframe asked for (some concatenated MP4s)
+                for t, frame in self._decode_from(times[order[i]]):
+                    if cc.skip_frame != "DEFAULT" and t >= times[order[i]] - margin:
+                        cc.skip_frame = "DEFAULT"
+                    while i < len(order) and t > times[order[i]] + 1e-6 and prev is not None:
+                        result[order[i]] = Frame(prev[0], self._rgb(prev[1]))  # prev is on screen then
+                        i += 1
+                    if i >= len(order):
+                        break
+                    if i > served and self._keyframe_before(times[order[i]]) > t + 1e-6:
+                        break  # a keyframe lies between here and the next request: seeking is cheaper
+                    prev = (t, frame)
+                    if cc.skip_frame == "DEFAULT" and times[order[i]] - t > 2 * margin:
+                        cc.skip_frame = "NONREF"
+                else:
+                    while i < len(order) and prev is not None:  # past the last frame: it stays on screen
+                        result[order[i]] = Frame(prev[0], self._rgb(prev[1]))
+                        i += 1
+                    if prev is None:
+                        raise InputError(f"{self.path.name}: no frame could be decoded at {times[order[i]]:.3f}s")
+        finally:
+            cc.skip_frame = "DEFAULT"
         return [result[k] for k in range(len(times))]
 
     def _keyframe_before(self, t: float) -> float:

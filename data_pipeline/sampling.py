@@ -1,7 +1,8 @@
 """Which frames to take from a video: uniform, fixed rate, keyframes, or one per scene.
 
 Every strategy turns into a list of times and then into `VideoReader.frames_at` calls on groups of
-32 times, so frames stream out with bounded memory whatever the video length. Timestamps are the
+32 times (or, for 'every frame', one chunked full decode), so frames stream out with bounded memory
+whatever the video length. Timestamps are the
 true pts of the decoded frames (exact on variable-frame-rate video).
 
 Strategies (times relative to the first frame, `begin_s`):
@@ -106,20 +107,29 @@ def plan_times(reader: VideoReader, spec: SamplingSpec) -> list[float] | None:
 def sample_frames(path: str | Path, spec: SamplingSpec, *, threads: int = 0) -> Iterator[Frame]:
     """Stream the frames `spec` selects from `path`, in time order, at most 32 decoded at once.
 
+    Backend per use (measured, benchmarks/README.md): picking frames at times goes through PyAV, which
+    skips non-reference frames on the way to each time and needs no torch import; decoding every
+    frame goes through torchcodec, the cheaper full decoder. Timestamps agree between the two.
+
     Raises:
         InputError: unreadable video, or more frames than `spec.max_frames`.
     """
-    with VideoReader(path, max_side=spec.max_side, threads=threads) as reader:
+    try:
+        reader = VideoReader(path, max_side=spec.max_side, threads=threads, backend="pyav")
+    except InputError:
+        reader = VideoReader(path, max_side=spec.max_side, threads=threads)  # raises its own clear error
+    with reader:
         times = plan_times(reader, spec)
         total = reader.num_frames if times is None else len(times)
         if total > spec.max_frames:
             what = "every frame" if times is None else f"{spec.strategy} sampling"
             raise InputError(f"{Path(path).name}: {what} gives {total} frames, over max_frames={spec.max_frames}; "
                              "lower --num/--fps or raise max_frames")
-        if times is None:
-            for chunk in reader.iter_frames(chunk=_GROUP):
-                yield from chunk
+        if times is not None:
+            times.sort()
+            for i in range(0, len(times), _GROUP):
+                yield from reader.frames_at(times[i:i + _GROUP])
             return
-        times.sort()
-        for i in range(0, len(times), _GROUP):
-            yield from reader.frames_at(times[i:i + _GROUP])
+    with VideoReader(path, max_side=spec.max_side, threads=threads) as full:
+        for chunk in full.iter_frames(chunk=_GROUP):
+            yield from chunk
