@@ -130,6 +130,8 @@ def run_child(cmd: list[str]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=int, default=10)
+    ap.add_argument("--only", nargs="*", default=None, help="run only the runs whose label contains one of these")
+    ap.add_argument("--fresh", action="store_true", help="forget results stored by earlier runs on this video")
     ap.add_argument("--worker", nargs=2, metavar=("NAME", "PATH"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -150,22 +152,36 @@ def main() -> None:
         f"PyAV seek per frame x{NUM_SAMPLES}": [*py, "pyav_seek", str(video)],
         f"vidray uniform num={NUM_SAMPLES}": [*py, "vidray_uniform", str(video)],
     }
-    results: dict[str, dict[str, float]] = {}
+    # Each finished run is stored at once, so an interrupted run (or one split with --only over a busy
+    # machine's afternoon) resumes where it stopped; the table says when each number was taken.
+    store = video.with_suffix(".results.json")
+    results: dict[str, dict[str, float]] = {} if args.fresh or not store.exists() else json.loads(store.read_text())
     for label, cmd in runs.items():
+        if args.only is not None and not any(o in label for o in args.only):
+            continue
+        if label in results and args.only is None:
+            continue
         print(f"running {label} ...", file=sys.stderr, flush=True)
         r = run_child(cmd)
         r.setdefault("frames", frames)
+        r["load"] = os.getloadavg()[0]
+        r["at"] = time.time()
         results[label] = r
-        print(f"  {json.dumps(r)}", file=sys.stderr, flush=True)  # partial results survive an interrupted run
+        store.write_text(json.dumps(results, indent=1))
+    missing = [label for label in runs if label not in results]
+    if missing:
+        print(f"not measured yet: {missing}; run again to finish", file=sys.stderr)
+        return
     load = os.getloadavg()
     print(f"\nvideo: {video.name} ({frames} frames, 1280x720 H.264) | {platform.machine()}, {os.cpu_count()} cores, "
           f"load avg {load[0]:.1f} | {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
-    print("| run | frames | wall s | frames/s | process CPU s | frames / CPU-s | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, r in results.items():
+    print("| run | frames | wall s | frames/s | process CPU s | frames / CPU-s | peak RSS MB | load avg at end |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for label in runs:
+        r = results[label]
         n = r["frames"]
         print(f"| {label} | {n:.0f} | {r['proc_wall']:.1f} | {n / r['proc_wall']:.0f} | {r['proc_cpu']:.1f} | "
-              f"{n / r['proc_cpu']:.0f} | {r['rss_mb']:.0f} |")
+              f"{n / r['proc_cpu']:.0f} | {r['rss_mb']:.0f} | {r.get('load', float('nan')):.0f} |")
     ff = results["ffmpeg -f null (decode only)"]
     me = results["vidray iter_frames (1 thread)"]
     ff_eff = ff["frames"] / ff["proc_cpu"]
@@ -177,7 +193,7 @@ def main() -> None:
     print(f"uniform {NUM_SAMPLES} frames: vidray {uni['wall'] * 1e3:.0f} ms vs PyAV seek {seek['wall'] * 1e3:.0f} ms "
           f"(in-process, after imports) = {seek['wall'] / uni['wall']:.2f}x faster; CPU {uni['cpu']:.2f} vs "
           f"{seek['cpu']:.2f} s")
-    print(f"peak RSS max: {max(r['rss_mb'] for r in results.values()):.0f} MB (target < 1024)")
+    print(f"peak RSS max: {max(results[k]['rss_mb'] for k in runs):.0f} MB (target < 1024)")
 
 
 if __name__ == "__main__":
