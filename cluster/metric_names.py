@@ -17,6 +17,7 @@ id): each label value is a separate time series in Prometheus.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import threading
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -256,21 +257,53 @@ def _current_rss_bytes() -> int:
     return _peak_rss_bytes()
 
 
-@contextmanager
-def track_job_memory(task: str, component: str = "worker") -> Iterator[dict[str, int]]:
-    """Observe the peak memory of the job run inside the block into `vidray_job_peak_memory_bytes`.
+def _reset_peak_rss() -> bool:
+    """Reset this process's VmHWM to its current RSS; True only when the kernel really did it.
 
-    Why reset the peak first: a long-lived worker's lifetime peak says nothing about this job.
-    Linux resets VmHWM when "5" is written to /proc/self/clear_refs; where that is not allowed the
-    lifetime peak is reported (an over-estimate, never an under-estimate). The yielded dict gets
-    `peak_bytes` for the caller's logs.
+    Why verify: some kernels and sandboxes (gVisor, hardened containers) accept the write to
+    /proc/self/clear_refs and ignore it, so success of the write proves nothing.
     """
     with suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    out: dict[str, int] = {}
+        return _peak_rss_bytes() <= _current_rss_bytes() + _RESET_SLACK_BYTES
+    return False
+
+
+_RESET_SLACK_BYTES = 8 * 1024 * 1024
+_SAMPLE_PERIOD_S = 0.01
+
+
+@contextmanager
+def track_job_memory(task: str, component: str = "worker") -> Iterator[dict[str, Any]]:
+    """Observe the peak memory of the job run inside the block into `vidray_job_peak_memory_bytes`.
+
+    Why reset the peak first: a long-lived worker's lifetime peak says nothing about this job.
+    Linux resets VmHWM when "5" is written to /proc/self/clear_refs. Where the reset is refused or
+    silently ignored, a daemon thread samples RSS every 10 ms instead, which can miss a spike
+    shorter than that but never reports the process's lifetime peak as this job's. The yielded dict
+    gets `peak_bytes` (and `method`: "hwm" or "sampled") for the caller's logs.
+    """
+    out: dict[str, Any] = {}
+    stop = threading.Event()
+    sampled = [_current_rss_bytes()]
+    sampler: threading.Thread | None = None
+    if not _reset_peak_rss():
+
+        def _sample() -> None:
+            while not stop.wait(_SAMPLE_PERIOD_S):
+                sampled[0] = max(sampled[0], _current_rss_bytes())
+
+        sampler = threading.Thread(target=_sample, name="vidray-job-memory", daemon=True)
+        sampler.start()
     try:
         yield out
     finally:
-        out["peak_bytes"] = _peak_rss_bytes()
+        if sampler is None:
+            out["peak_bytes"], out["method"] = _peak_rss_bytes(), "hwm"
+        else:
+            stop.set()
+            sampler.join(timeout=1.0)
+            out["peak_bytes"] = max(sampled[0], _current_rss_bytes())
+            out["method"] = "sampled"
         get(JOB_PEAK_MEMORY).labels(task=task).observe(out["peak_bytes"])
         get(PROCESS_MEMORY).labels(component=component).set(_current_rss_bytes())

@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 RAY_USAGE_STATS_ENABLED=0
 set +e
 # One rerun for a failed test: on a 2-core machine a Ray node can miss Ray's fixed 30 s start-up
 # window under load. A test that fails twice fails the run.
-.venv/bin/python -m pytest --reruns 1 --reruns-delay 5 "$@"
+.venv/bin/python -m pytest --reruns 1 --reruns-delay 5 --durations=30 "$@"
 rc=$?
 set -e
 [ -x scripts/stop_postgres.sh ] && bash scripts/stop_postgres.sh >/dev/null 2>&1 || true

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -284,15 +285,25 @@ def test_ray_metrics_export_uses_catalogue_names(tmp_path: Path) -> None:
     assert {n.removeprefix("ray_") for n in names} <= mn.known_series()
 
 
-def test_track_job_memory_sees_a_jobs_peak() -> None:
+@pytest.mark.parametrize("reset_works", [True, False], ids=["hwm-reset", "sampler-fallback"])
+def test_track_job_memory_sees_a_jobs_peak(reset_works: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job's peak is its own, not the process's lifetime peak, whether or not the kernel resets VmHWM."""
     from cluster import metrics
 
+    if not reset_works:  # what gVisor-like sandboxes do: the write is accepted and ignored
+        monkeypatch.setattr(mn, "_reset_peak_rss", lambda: False)
+    hog = b"\x01" * (300 * 1024 * 1024)  # a big earlier peak the next jobs must not inherit
+    del hog
     before = metrics.value("vidray_job_peak_memory_bytes_count", {"task": "memtest"})
     with mn.track_job_memory("memtest") as small:
-        pass
+        time.sleep(0.05)
     with mn.track_job_memory("memtest") as big:
-        block = bytearray(200 * 1024 * 1024)  # touched: bytearray zero-fills, so it is resident
+        block = b"\x01" * (200 * 1024 * 1024)  # bytes * n writes every page, so all of it is resident
+        time.sleep(0.1)  # longer than the sampler's period
         del block
+    expected = "hwm" if reset_works else "sampled"
+    assert small["method"] == big["method"] == expected
     assert big["peak_bytes"] - small["peak_bytes"] >= 150 * 1024 * 1024, (small, big)
+    assert small["peak_bytes"] < mn._current_rss_bytes() + 250 * 1024 * 1024, small
     assert metrics.value("vidray_job_peak_memory_bytes_count", {"task": "memtest"}) == before + 2
     assert metrics.value("vidray_process_memory_bytes", {"component": "worker"}) > 0
