@@ -94,9 +94,11 @@ def decode_clip(video: str, start: float, end: float, num_frames: int, size: int
     """Decode [start, end) of `video`, pick `num_frames` uniformly, resize to size x size: uint8 [T, H, W, 3].
 
     PyAV keeps this dependency-light; data_pipeline.decode's reader can replace it here once it lands.
+    The pick and resize are `train.preprocess.frames_to_clip`, which inference runs too.
     """
     import av
-    from PIL import Image
+
+    from train.preprocess import frames_to_clip
 
     frames: list[np.ndarray] = []
     with av.open(video) as container:
@@ -113,14 +115,7 @@ def decode_clip(video: str, start: float, end: float, num_frames: int, size: int
             frames.append(frame.to_ndarray(format="rgb24"))
     if not frames:
         raise InputError(f"no frames in {video} between {start}s and {end}s")
-    pick = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
-    out = np.empty((num_frames, size, size, 3), dtype=np.uint8)
-    for i, j in enumerate(pick):
-        img = frames[j]
-        if img.shape[0] != size or img.shape[1] != size:
-            img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR))
-        out[i] = img
-    return out
+    return frames_to_clip(frames, num_frames, size)
 
 
 def make_decode_fn(num_frames: int, size: int) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:

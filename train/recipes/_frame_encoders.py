@@ -73,12 +73,18 @@ class EfficientNetLite0(nn.Module):
                 cin = cout
         self.blocks = nn.Sequential(*blocks)
         self.head = nn.Sequential(nn.Conv2d(cin, 1280, 1, bias=False), _bn(1280), nn.ReLU6(inplace=True))
-        self.register_buffer("mean", torch.tensor(LITE_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(LITE_STD).view(1, 3, 1, 1), persistent=False)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """`x` in [0, 1] -> the input statistics the ImageNet weights expect."""
-        mean, std = self.get_buffer("mean"), self.get_buffer("std")
+        """`x` in [0, 1] -> the input statistics the ImageNet weights expect.
+
+        Why constants and not `register_buffer(..., persistent=False)`: a non-persistent buffer is not
+        in the checkpoint, and transformers 5 `from_pretrained` builds the model on the meta device and
+        re-creates such buffers with `torch.empty` (it expects `_init_weights` to refill them). The
+        exported action model then normalised with garbage (std of 0 -> NaN logits -> every clip got
+        label 0). Constants cannot go missing from an export.
+        """
+        mean = torch.tensor(LITE_MEAN, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(LITE_STD, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
 
     def stages(self) -> list[nn.Module]:

@@ -34,8 +34,11 @@ class ActionRecipe(Recipe):
             hidden=o.hidden,
             dropout=o.dropout,
             tunable_stages=o.tunable_stages,
+            # The preprocessing of the last step (what evaluation used), for train.inference.
             num_frames=self.frames_at(self.cfg.optim.max_steps),
             image_size=self.size_at(self.cfg.optim.max_steps),
+            decode_frames=self.cfg.data.num_frames,
+            decode_size=self.cfg.data.size,
         )
 
     def build_model(self) -> torch.nn.Module:

@@ -38,8 +38,16 @@ class ActionClassifierConfig(transformers.PretrainedConfig):  # type: ignore[nam
         tunable_stages: int = 3,
         num_frames: int = 8,
         image_size: int = 64,
+        decode_frames: int | None = None,
+        decode_size: int | None = None,
         **kwargs: Any,
     ):
+        """`num_frames`/`image_size`: the model input at the last training step (after the curriculum).
+
+        `decode_frames`/`decode_size`: what the data stage decoded each clip to before that
+        (data.num_frames, data.size). Inference repeats both stages (train/preprocess.py); None, in
+        exports from before these fields existed, means the same as the model input.
+        """
         self.labels = list(labels or [])
         self.backbone = backbone
         self.proj_dim = proj_dim
@@ -49,6 +57,8 @@ class ActionClassifierConfig(transformers.PretrainedConfig):  # type: ignore[nam
         self.tunable_stages = tunable_stages
         self.num_frames = num_frames
         self.image_size = image_size
+        self.decode_frames = decode_frames if decode_frames is not None else num_frames
+        self.decode_size = decode_size if decode_size is not None else image_size
         super().__init__(**kwargs)
 
 
@@ -83,16 +93,13 @@ class ActionClassifierModel(transformers.PreTrainedModel):  # type: ignore[name-
 
     def _init_weights(self, module: nn.Module) -> None:
         # Keep PyTorch's default init (the head is small; the backbone is loaded from ImageNet).
+        # Consequence under transformers 5: `from_pretrained` leaves any tensor the checkpoint lacks
+        # as uninitialised memory, so the model must hold no non-persistent buffers and loading must
+        # refuse missing keys (train.inference.ActionClassifier.from_pretrained does).
         return
 
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        labels: torch.Tensor | None = None,
-        backbone_grad: bool = True,
-    ) -> dict[str, torch.Tensor]:
-        """`pixel_values`: float [B, T, 3, H, W] in [0, 1], T >= 2. Returns logits (and loss with labels)."""
-        b, t = pixel_values.shape[:2]
+    def backbone_features(self, pixel_values: torch.Tensor, backbone_grad: bool = True) -> torch.Tensor:
+        """float [B, T, 3, H, W] in [0, 1] -> feature maps [B * T, C, h, w] (frozen stages without grad)."""
         # Batch norm statistics stay at their ImageNet values: clips per batch are few and alike.
         backbone: Any = self.backbone
         backbone.eval()
@@ -104,11 +111,27 @@ class ActionClassifierModel(transformers.PreTrainedModel):  # type: ignore[name-
         with torch.set_grad_enabled(backbone_grad and torch.is_grad_enabled()):
             for stage in stages[self._split :]:
                 x = stage(x)
-        fmap = x
-        feats = self.proj(fmap).flatten(1).view(b, t, -1)
+        return x
+
+    def head(self, fmap: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
+        """Feature maps [B * T, C, h, w] of `batch` clips of `frames` frames -> logits [B, num_labels]."""
+        feats = self.proj(fmap).flatten(1).view(batch, frames, -1)
         motion = torch.cat([feats[:, 1:], feats[:, 1:] - feats[:, :-1]], dim=-1)  # [B, T-1, 2d]
         h = self.temporal(motion.transpose(1, 2)).mean(dim=-1)
-        logits = self.classifier(self.dropout(h))
+        return self.classifier(self.dropout(h))
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        backbone_grad: bool = True,
+    ) -> dict[str, torch.Tensor]:
+        """`pixel_values`: float [B, T, 3, H, W] in [0, 1], T >= 2. Returns logits (and loss with labels).
+
+        Build `pixel_values` with train.preprocess (training and inference share it).
+        """
+        b, t = pixel_values.shape[:2]
+        logits = self.head(self.backbone_features(pixel_values, backbone_grad), b, t)
         out = {"logits": logits}
         if labels is not None:
             out["loss"] = nn.functional.cross_entropy(logits, labels)

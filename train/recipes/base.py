@@ -87,20 +87,13 @@ class Recipe(ABC):
         return s
 
     def video_tensor(self, batch: dict[str, np.ndarray], step: int) -> torch.Tensor:
-        """uint8 [B, T, H, W, 3] -> float [B, T', 3, S, S] in [0, 1], following the frames/resolution curriculum."""
-        x = torch.from_numpy(np.ascontiguousarray(batch["frames"])).permute(0, 1, 4, 2, 3).float() / 255.0
-        t = self.frames_at(step)
-        if t != x.shape[1]:
-            idx = torch.linspace(0, x.shape[1] - 1, t).round().long()
-            x = x[:, idx]
-        s = self.size_at(step)
-        if s != x.shape[-1]:
-            b, tt = x.shape[:2]
-            x = torch.nn.functional.interpolate(
-                x.flatten(0, 1), size=(s, s), mode="bilinear", align_corners=False
-            )
-            x = x.view(b, tt, 3, s, s)
-        return x
+        """uint8 [B, T, H, W, 3] -> float [B, T', 3, S, S] in [0, 1], following the frames/resolution curriculum.
+
+        `train.preprocess.clips_to_pixel_values` is the one implementation, shared with inference.
+        """
+        from train.preprocess import clips_to_pixel_values
+
+        return clips_to_pixel_values(batch["frames"], self.frames_at(step), self.size_at(step))
 
 
 def save_json(obj: Any, path: Path) -> None:
