@@ -82,6 +82,13 @@ def run(ctx: Any) -> dict[str, Any]:
     return {"actions": actions, "workflow": workflow(samples, segs)}
 
 
+def prefetch_motion(ctx: Any) -> list[MotionSample]:
+    """The motion profile at the video's own scene cuts: what `run` will ask for, started early."""
+    from analysis.index import scenes_of
+
+    return motion_of(ctx, list(scenes_of(ctx).cuts))
+
+
 def motion_of(ctx: Any, cuts: list[float]) -> list[MotionSample]:
     """The video's motion profile (memoised, cached by content hash)."""
     from analysis.motion import motion_profile, to_json

@@ -64,7 +64,7 @@ def motion_profile(
                     counter = BlobCounter()
                     prev_grey = prev_small = None
                     ci += 1
-                count = counter.update(grey)
+                counter.update(grey)
                 if frame.t + 1e-6 < next_t:
                     continue
                 next_t = frame.t + step
@@ -84,7 +84,7 @@ def motion_profile(
                     moving = float((resid > 1.0).mean())
                 hist = np.bincount((grey // 8).ravel(), minlength=32)
                 flat = float(hist.max() / grey.size)
-                people = count if camera < _CAMERA_FLOW else -1
+                people = counter.count() if camera < _CAMERA_FLOW else -1
                 out.append(
                     MotionSample(
                         round(frame.t, 3),

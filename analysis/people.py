@@ -26,7 +26,12 @@ _ASPECT = (0.9, 5.0)  # height / width of an upright person's blob
 
 
 class BlobCounter:
-    """Feed consecutive grey frames of one shot; `update` returns the people count (-1 in warm-up)."""
+    """Feed consecutive grey frames of one shot with `update`; `count` reads people off the latest one.
+
+    Why two calls: the background model must see every frame (it needs continuity), but callers
+    sample counts a few times a second; the mask clean-up and blob search cost as much as the model
+    update, so they run only when a count is asked for.
+    """
 
     def __init__(self) -> None:
         cv2 = require("cv2")
@@ -35,16 +40,20 @@ class BlobCounter:
             history=_HISTORY, varThreshold=25, detectShadows=True
         )
         self._seen = 0
+        self._fg: np.ndarray | None = None
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
         self._join = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 11))  # joins legs, torso and head
 
-    def update(self, grey: np.ndarray) -> int:
-        cv2 = self._cv2
-        fg = self._model.apply(grey)
+    def update(self, grey: np.ndarray) -> None:
+        self._fg = self._model.apply(grey)
         self._seen += 1
-        if self._seen < _WARMUP:
+
+    def count(self) -> int:
+        """People in the latest frame, or -1 while the model is still learning the background."""
+        if self._fg is None or self._seen < _WARMUP:
             return -1
-        mask = (fg > 200).astype(np.uint8)  # 127 marks shadows
+        cv2 = self._cv2
+        mask = (self._fg > 200).astype(np.uint8)  # 127 marks shadows
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self._kernel)
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self._join)
         return count_blobs(mask)

@@ -57,6 +57,18 @@ class DecodeSettings(_Model):
     max_side: int | None = Field(None, ge=16, description="Default resize: longest side in pixels.")
 
 
+class AnalysisSettings(_Model):
+    """How `vidray analyze` spends the machine."""
+
+    workers: int | None = Field(
+        None,
+        ge=1,
+        le=16,
+        description="Shared pieces (speech, scenes, screen OCR, motion) computed side by side; "
+        "None: one per core, at most 3. 1 computes them one after another (least memory).",
+    )
+
+
 class BackendConfig(_Model):
     """One configured model backend; several entries may share a `type` (e.g. two OpenAI models for A/B)."""
 
@@ -187,6 +199,7 @@ class Settings(_Model):
     offline: bool = Field(False, description="Never touch the network for models (env VIDRAY_OFFLINE=1).")
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     decode: DecodeSettings = Field(default_factory=DecodeSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
     models: ModelsSettings = Field(default_factory=ModelsSettings)
 
     @property
@@ -202,6 +215,8 @@ def _env_overrides(env: dict[str, str]) -> dict[str, Any]:
         out["ray_address"] = env["RAY_ADDRESS"]
     if env.get("VIDRAY_OFFLINE"):
         out["offline"] = env["VIDRAY_OFFLINE"].strip().lower() in {"1", "true", "yes", "on"}
+    if env.get("VIDRAY_ANALYZE_WORKERS", "").strip():
+        out.setdefault("analysis", {})["workers"] = env["VIDRAY_ANALYZE_WORKERS"].strip()
     if env.get("VIDRAY_ALLOW_HOSTS"):
         hosts = [h.strip() for h in env["VIDRAY_ALLOW_HOSTS"].split(",") if h.strip()]
         out.setdefault("ingest", {})["allow_hosts"] = hosts

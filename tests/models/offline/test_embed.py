@@ -73,3 +73,43 @@ def test_paraphrased_queries_rank_their_segment_first(embedder: MiniLMEmbedder) 
     ranks = np.argsort(-(q @ seg.T), axis=1)
     wrong = [(text, SEGMENTS[ranks[i, 0]]) for i, (text, want) in enumerate(QUERIES) if ranks[i, 0] != want]
     assert not wrong, wrong
+
+
+@pytest.mark.slow
+def test_the_direct_transformers_path_matches_sentence_transformers(embedder: MiniLMEmbedder) -> None:
+    """Same vectors as SentenceTransformer.encode on the packaged directory, padding and truncation included."""
+    st = pytest.importorskip("sentence_transformers")
+    from models.offline.embed import _TransformersEncoder, plain_layout
+
+    d = embedder.model_dir()
+    assert d is not None and plain_layout(d) is not None
+    assert isinstance(embedder._get_model(), _TransformersEncoder)  # the packaged model skips the ST import
+    texts = [*SEGMENTS, "short", "word " * 400]  # mixed lengths pad in one batch; the last is truncated at 256
+    ours = embedder.embed(texts)
+    ref = st.SentenceTransformer(str(d), device="cpu", local_files_only=True).encode(
+        texts, batch_size=5, normalize_embeddings=True, convert_to_numpy=True
+    )
+    assert ours.shape == ref.shape == (len(texts), DIM)
+    assert float(np.abs(ours - ref).max()) < 1e-4
+
+
+def test_an_unusual_sentence_transformers_layout_falls_back_to_the_package(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from models.offline.embed import plain_layout
+
+    d = Path(str(tmp_path))
+    (d / "1_Pooling").mkdir()
+    (d / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    (d / "modules.json").write_text(json.dumps(modules))
+    assert plain_layout(d) is not None and plain_layout(d).pooling == "mean"  # type: ignore[union-attr]
+    modules.append({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    (d / "modules.json").write_text(json.dumps(modules))
+    assert plain_layout(d) is None  # a Dense head: only sentence-transformers runs it faithfully
+    (d / "modules.json").write_text("not json")
+    assert plain_layout(d) is None
