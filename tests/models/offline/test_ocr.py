@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -114,4 +117,38 @@ def test_tesseract_failure_is_a_backend_error() -> None:
     if not ocr.availability().ok:
         pytest.skip(ocr.availability().reason)
     with pytest.raises(BackendError, match="tesseract failed"):
+        ocr.read(np.full((40, 120, 3), 255, np.uint8))
+
+
+def _fake_tesseract(tmp_path: Any, body: str) -> None:
+    exe = tmp_path / "tesseract"
+    exe.write_text("#!/bin/sh\n" + body)
+    exe.chmod(0o755)
+
+
+def test_tesseract_runs_with_one_openmp_thread_unless_configured(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenMP spin-waiting doubles Tesseract's CPU beside other work: the child gets OMP_THREAD_LIMIT."""
+    from cluster.config import BackendConfig
+
+    seen = tmp_path / "seen"
+    hocr = '<html xmlns="http://www.w3.org/1999/xhtml"><body></body></html>'
+    _fake_tesseract(tmp_path, f'cat > /dev/null\necho "$OMP_THREAD_LIMIT $*" >> {seen}\necho \'{hocr}\'\n')
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    assert TesseractOCR().read(np.full((40, 120, 3), 255, np.uint8)) == []
+    TesseractOCR(BackendConfig(type="tesseract", options={"threads": 2, "psm": 4})).read(np.zeros((40, 120, 3), np.uint8))
+    lines = seen.read_text().splitlines()
+    assert lines[0].startswith("1 stdin stdout --psm 6 -l eng"), lines
+    assert lines[1].startswith("2 stdin stdout --psm 4"), lines
+    assert "OMP_THREAD_LIMIT" not in os.environ  # only the child's environment changed
+
+
+def test_a_hung_tesseract_is_stopped_at_its_timeout(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cluster.config import BackendConfig
+    from models.errors import BackendError
+
+    _fake_tesseract(tmp_path, "sleep 30\n")
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    ocr = TesseractOCR(BackendConfig(type="tesseract", options={"timeout_s": 0.5}))
+    with pytest.raises(BackendError, match="longer than"):
         ocr.read(np.full((40, 120, 3), 255, np.uint8))
