@@ -71,6 +71,13 @@ class ServeSettings(BaseModel):
         description="Let the chat endpoint answer with a small offline LLM (SmolLM2) when it is the only one "
         "available; off by default: it loads slowly on CPU and answers poorly, so the extractive answer is used.",
     )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Nice value of the analyzer and ingest replicas' threads: on a shared machine the proxy "
+        "and ingress get the CPU first, so submits stay fast while jobs run (0: leave them alone).",
+    )
     debug_stage_delay_s: float = Field(
         0.0,
         ge=0,

@@ -10,6 +10,7 @@ from typing import Any
 from cluster.config import Settings
 from serve.api.keys import KeyStore
 from serve.jobs.dispatcher import Dispatcher
+from serve.jobs.group_commit import GroupCommit
 from serve.jobs.store import JobStore
 from serve.jobs.videos import VideoStore
 from serve.settings import ServeSettings
@@ -22,6 +23,7 @@ class AppContext:
     store: JobStore
     videos: VideoStore
     keys: KeyStore
+    submits: GroupCommit  # job submits from the routes: one transaction per burst, not per request
     ingest: Any = None  # DeploymentHandle of the ingest deployment
     analyzer: Any = None  # DeploymentHandle of the analyzer deployment
     models: Any = None  # DeploymentHandle of the model router deployment
@@ -70,6 +72,7 @@ def build_context(settings: ServeSettings) -> AppContext:
         store=store,
         videos=VideoStore(store.engine),
         keys=KeyStore(store.engine),
+        submits=GroupCommit(store),
     )
     admin = os.environ.get(settings.admin_key_env)
     if admin:

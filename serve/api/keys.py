@@ -63,6 +63,17 @@ class KeyStore:
             with contextlib.suppress(sa.exc.IntegrityError):
                 self.create(user=user, role=role, key=key)
 
+    def cached(self, key: str) -> tuple[bool, dict[str, Any] | None]:
+        """(True, record or None) when `key` was looked up in the last few seconds, else (False, None).
+
+        Why: it never touches the database, so async routes can authenticate on the event loop and
+        only a cache miss pays a thread hop for `lookup`.
+        """
+        hit = self._cache.get(hash_key(key))
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
     def lookup(self, key: str) -> dict[str, Any] | None:
         digest = hash_key(key)
         now = time.monotonic()

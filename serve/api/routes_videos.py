@@ -26,7 +26,7 @@ from serve.api.context import AppContext
 from serve.api.schemas import AnalyzeBody, JobAccepted, JobView, ShareBody, UploadAccepted, UploadURL
 from serve.api.sse import job_events
 from serve.jobs.runner import analysis_params
-from serve.jobs.store import TERMINAL, cache_key
+from serve.jobs.store import TERMINAL, SubmitRequest, cache_key
 
 router = APIRouter()
 IdemKey = Header(
@@ -277,9 +277,8 @@ def unshare_video(
     return video_view(ctx.videos.get(video_id))
 
 
-def _submit_analysis(
-    ctx: AppContext, who: Principal, body: AnalyzeBody, idem: str | None
-) -> tuple[dict[str, Any], bool]:
+def _analysis_request(ctx: AppContext, who: Principal, body: AnalyzeBody, idem: str | None) -> SubmitRequest:
+    """Check access and URLs and build the job to queue (blocking: a video row read, DNS lookups)."""
     params = body.model_dump(exclude_none=True, exclude={"callback_url"})
     key = None
     if body.video_id:
@@ -294,7 +293,7 @@ def _submit_analysis(
         _check_url(ctx, body.url)
     if body.callback_url:
         _check_url(ctx, body.callback_url)
-    return ctx.store.submit(
+    return SubmitRequest(
         kind="analyze",
         owner=who.user,
         params=params,
@@ -306,6 +305,19 @@ def _submit_analysis(
     )
 
 
+async def _submit_analysis(
+    ctx: AppContext, who: Principal, body: AnalyzeBody, idem: str | None
+) -> tuple[dict[str, Any], bool]:
+    # Why async with one thread hop: the checks may block (DNS), so they run in a thread, once; the
+    # insert then joins the group commit (serve.jobs.group_commit), which shares one transaction
+    # among the submits of a burst and answers after the commit, so a 202 means the job is stored.
+    request = await asyncio.to_thread(_analysis_request, ctx, who, body, idem)
+    job, created = await ctx.submits.submit(request)
+    if ctx.dispatcher:
+        ctx.dispatcher.wake()
+    return job, created
+
+
 @router.post(
     "/video/analyze",
     status_code=202,
@@ -313,17 +325,15 @@ def _submit_analysis(
     tags=["jobs"],
     summary="Queue an analysis; answers at once with the job id (429 + Retry-After when the queue is full)",
 )
-def analyze(
+async def analyze(
     body: AnalyzeBody,
     idempotency_key: str | None = IdemKey,
     who: Principal = Depends(role("analyst")),
     ctx: AppContext = Depends(get_ctx),
 ) -> Any:
-    job, created = _submit_analysis(ctx, who, body, idempotency_key)
+    job, created = await _submit_analysis(ctx, who, body, idempotency_key)
     cached = job["status"] == "succeeded" and job.get("stage") == "cached"
     _submitted().labels(kind="analyze", cached=str(cached).lower()).inc()
-    if ctx.dispatcher:
-        ctx.dispatcher.wake()
     return JSONResponse(
         status_code=202 if created else 200,
         content={"job_id": job["id"], "status": job["status"], "cached": cached, "created": created},
@@ -341,9 +351,7 @@ async def analyze_stream(
     who: Principal = Depends(role("analyst")),
     ctx: AppContext = Depends(get_ctx),
 ) -> Any:
-    job, _ = await asyncio.to_thread(_submit_analysis, ctx, who, body, idempotency_key)
-    if ctx.dispatcher:
-        ctx.dispatcher.wake()
+    job, _ = await _submit_analysis(ctx, who, body, idempotency_key)
     return StreamingResponse(
         job_events(ctx.store, job["id"], results_only=True),
         media_type="text/event-stream",

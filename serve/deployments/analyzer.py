@@ -18,6 +18,7 @@ import cluster.ray_runtime  # noqa: F401  (sets loopback Ray env before ray is i
 import ray.serve
 
 from cluster.log import setup_logging
+from serve.deployments._priority import lower_priority
 from serve.jobs.store import Claim, JobStore
 from serve.jobs.videos import VideoStore
 from serve.jobs.worker import execute_analyze
@@ -40,6 +41,7 @@ class Analyzer:
     def __init__(self, args: dict[str, Any], ingest: Any, models: Any) -> None:
         setup_logging()
         self.settings = parse_serve_settings(args)
+        lower_priority(self.settings.worker_nice)  # CPU-heavy work yields to the proxy and ingress
         self.vidray = self.settings.vidray_settings()
         self.store = JobStore(self.settings.resolved_db_url(self.vidray.data_dir))
         self.videos = VideoStore(self.store.engine)

@@ -17,7 +17,8 @@ import hashlib
 import json
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,6 +46,24 @@ class LeaseLostError(Exception):
 
 class JobCancelledError(Exception):
     """The job's owner asked to cancel it; the worker stops at the next progress report."""
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """One job to queue: the arguments of `JobStore.submit`, so that many can share a transaction."""
+
+    kind: str
+    owner: str
+    params: dict[str, Any]
+    video_id: str | None = None
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+    max_queue_depth: int | None = None
+    key: str | None = None  # result-cache key (content hash + params): a hit succeeds the job at once
+    created_at: float = field(default_factory=time.time)  # arrival time: claims run jobs in this order
+
+
+SubmitOutcome = tuple[dict[str, Any], bool] | Exception  # (job, created) or this request's error
 
 
 @dataclass(frozen=True)
@@ -93,62 +112,139 @@ class JobStore:
         A known result for `key` (content hash + params) makes the job succeed at once.
         Raises `QueueFullError` when `max_queue_depth` jobs are already queued.
         """
-        now = time.time()
-        with self.engine.begin() as c:
-            if idempotency_key:
-                found = (
-                    c.execute(
-                        sa.select(jobs).where(
-                            jobs.c.owner == owner, jobs.c.idempotency_key == idempotency_key
-                        )
-                    )
-                    .mappings()
-                    .first()
-                )
+        request = SubmitRequest(
+            kind=kind,
+            owner=owner,
+            params=params,
+            video_id=video_id,
+            idempotency_key=idempotency_key,
+            callback_url=callback_url,
+            max_queue_depth=max_queue_depth,
+            key=key,
+        )
+        outcome = self.submit_many([request])[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def submit_many(self, requests: Sequence[SubmitRequest]) -> list[SubmitOutcome]:
+        """Queue several jobs in one transaction (group commit); one outcome per request, in order.
+
+        Why: under a burst, one transaction per submit makes every request pay its own BEGIN/COMMIT
+        and, on SQLite, wait for the single write lock in turn; one transaction for all the submits
+        that arrived together costs about as much as one. Each request keeps its own answer: a full
+        queue is that request's `QueueFullError`, a repeated idempotency key its first job (also
+        within the batch). Nothing is returned before the commit, so a returned job is stored. If
+        the batch fails on a unique key (another replica inserted the same idempotency key between
+        our check and our insert, PostgreSQL), every request is retried in its own transaction, so
+        one conflict cannot fail its neighbours. Any other database error is every request's outcome.
+        """
+        if not requests:
+            return []
+        try:
+            with self.engine.begin() as c:
+                return self._insert_batch(c, requests)
+        except sa.exc.IntegrityError:
+            return [self._submit_alone(r) for r in requests]
+
+    def _submit_alone(self, request: SubmitRequest) -> SubmitOutcome:
+        try:
+            with self.engine.begin() as c:
+                return self._insert_batch(c, [request])[0]
+        except sa.exc.IntegrityError as e:
+            if request.idempotency_key:  # lost the race for this key: answer with the winner's job
+                with self._read() as c:
+                    found = _by_idempotency_key(c, request.owner, request.idempotency_key)
                 if found:
                     return dict(found), False
+            return e
+        except Exception as e:  # this request's own failure; the caller answers it alone
+            return e
+
+    def _insert_batch(self, c: sa.Connection, requests: Sequence[SubmitRequest]) -> list[SubmitOutcome]:
+        outcomes: list[SubmitOutcome] = []
+        job_rows: list[dict[str, Any]] = []
+        event_rows: list[dict[str, Any]] = []
+        hook_rows: list[dict[str, Any]] = []
+        earlier: dict[tuple[str, str], dict[str, Any]] = {}  # idempotency keys seen in this batch
+        stored_depth: int | None = None  # queued jobs before this batch, read once when first needed
+        queued_here = 0
+        for r in requests:
+            if r.idempotency_key:
+                found = earlier.get((r.owner, r.idempotency_key)) or _by_idempotency_key(
+                    c, r.owner, r.idempotency_key
+                )
+                if found:
+                    outcomes.append((dict(found), False))
+                    continue
             cached = None
-            if key:
-                cached = c.execute(sa.select(results.c.result).where(results.c.cache_key == key)).scalar()
-            if cached is None and max_queue_depth is not None:
-                depth = c.execute(
-                    sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
-                ).scalar()
-                if depth is not None and depth >= max_queue_depth:
-                    raise QueueFullError(
-                        f"the job queue is full ({depth} queued, max_queue_depth={max_queue_depth}); retry later",
-                        retry_after=max(1, min(60, depth // 16)),
+            if r.key:
+                cached = c.execute(sa.select(results.c.result).where(results.c.cache_key == r.key)).scalar()
+            if cached is None and r.max_queue_depth is not None:
+                if stored_depth is None:
+                    stored_depth = int(
+                        c.execute(
+                            sa.select(sa.func.count()).select_from(jobs).where(jobs.c.status == "queued")
+                        ).scalar()
+                        or 0
                     )
+                depth = stored_depth + queued_here
+                if depth >= r.max_queue_depth:
+                    outcomes.append(
+                        QueueFullError(
+                            f"the job queue is full ({depth} queued, max_queue_depth={r.max_queue_depth}); "
+                            "retry later",
+                            retry_after=max(1, min(60, depth // 16)),
+                        )
+                    )
+                    continue
+            now = r.created_at
             row: dict[str, Any] = {
                 "id": new_id("job"),
-                "kind": kind,
-                "owner": owner,
+                "kind": r.kind,
+                "owner": r.owner,
                 "status": "queued",
-                "video_id": video_id,
-                "params": params,
-                "cache_key": key,
-                "idempotency_key": idempotency_key,
+                "video_id": r.video_id,
+                "params": r.params,
+                "cache_key": r.key,
+                "idempotency_key": r.idempotency_key,
                 "progress": 0.0,
                 "attempts": 0,
                 "cancel_requested": False,
-                "callback_url": callback_url,
+                "callback_url": r.callback_url,
                 "created_at": now,
             }
             if cached is not None:
                 row.update(status="succeeded", progress=100.0, stage="cached", result=cached, finished_at=now)
-            c.execute(sa.insert(jobs).values(**row))
-            c.execute(
-                sa.insert(job_events).values(
-                    job_id=row["id"],
-                    ts=now,
-                    stage=row["status"],
-                    percent=row["progress"],
-                    data={"cached": True} if cached is not None else None,
-                )
+            else:
+                queued_here += 1
+            if r.idempotency_key:
+                earlier[(r.owner, r.idempotency_key)] = row
+            job_rows.append(row)
+            event_rows.append(
+                {
+                    "job_id": row["id"],
+                    "ts": now,
+                    "stage": row["status"],
+                    "percent": row["progress"],
+                    "data": {"cached": True} if cached is not None else None,
+                }
             )
-            if cached is not None and callback_url:
-                self._queue_webhook(c, row["id"], callback_url, now)
-        return row, True
+            if cached is not None and r.callback_url:
+                hook_rows.append(_webhook_row(row["id"], r.callback_url, now))
+            outcomes.append((row, True))
+        # one multi-row INSERT per table; rows are grouped by their columns because a cached job sets
+        # three more than a queued one, and a column left out must stay SQL NULL (not JSON null)
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in job_rows:
+            by_columns.setdefault(tuple(row), []).append(row)
+        for rows in by_columns.values():
+            c.execute(sa.insert(jobs), rows)
+        if event_rows:
+            c.execute(sa.insert(job_events), event_rows)
+        if hook_rows:
+            c.execute(sa.insert(webhooks), hook_rows)
+        return outcomes
 
     # ------------------------------------------------------------------ claim
     def claim(
@@ -162,6 +258,14 @@ class JobStore:
             .group_by(jobs.c.owner)
             .having(sa.func.count() >= per_user_running)
         )
+        # An idle dispatcher polls every poll_s: look with a plain read first, so an empty queue
+        # never takes the write lock (on SQLite, BEGIN IMMEDIATE would make concurrent submits wait).
+        with self._read() as c:
+            waiting = c.execute(
+                sa.select(jobs.c.id).where(jobs.c.status == "queued", jobs.c.kind.in_(kinds)).limit(1)
+            ).first()
+        if waiting is None:
+            return None
         with self.engine.begin() as c:
             for _ in range(3):  # lost a race to another dispatcher: look again
                 row = c.execute(
@@ -446,8 +550,13 @@ class JobStore:
 
     # --------------------------------------------------------------- webhooks
     def _queue_webhook(self, c: sa.Connection, job_id: str, url: str, now: float) -> None:
-        c.execute(
-            sa.insert(webhooks).values(
-                job_id=job_id, url=url, body="", status="pending", attempts=0, next_at=now
-            )
-        )
+        c.execute(sa.insert(webhooks).values(**_webhook_row(job_id, url, now)))
+
+
+def _by_idempotency_key(c: sa.Connection, owner: str, idempotency_key: str) -> Any:
+    query = sa.select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == idempotency_key)
+    return c.execute(query).mappings().first()
+
+
+def _webhook_row(job_id: str, url: str, now: float) -> dict[str, Any]:
+    return {"job_id": job_id, "url": url, "body": "", "status": "pending", "attempts": 0, "next_at": now}
