@@ -11,7 +11,8 @@ Phase 1 submits --jobs analyze jobs at once (distinct questions over --videos sh
 served from 127.0.0.1, so no result cache hits); phase 2, while those are still queued, fires
 --burst more to show the 429 path past --depth. Then it waits for every accepted job. Prints a
 table and one JSON line. Peak memory is the summed RSS of this process and every process below it
-(Ray's GCS, raylet, Serve controller, proxy and replicas).
+(Ray's GCS, raylet, Serve controller, proxy and replicas); "CPU per submit" splits phase 1's CPU time
+by process (client = this script), which shows where a submit's time goes on a CPU-bound machine.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +75,35 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def submit_all(
+    base: str, key: str, bodies: list[dict[str, Any]], client: str = "aiohttp"
+) -> list[tuple[int, float, dict[str, Any], dict[str, str]]]:
+    """POST every body to /video/analyze at once; (status, seconds, json, headers) per request.
+
+    aiohttp by default rather than httpx (used everywhere else): the load generator shares the 2
+    cores with the server, and httpx's AsyncClient measured ~6 ms of CPU per request here against
+    aiohttp's ~1 ms, a difference that was charged to the server's submit latency. aiohttp ships
+    with ray[serve]; `--client httpx` reproduces the earlier measurements.
+    """
+    if client == "httpx":
+        return await _submit_all_httpx(base, key, bodies)
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=len(bodies) + 10)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(
+        base, connector=connector, timeout=timeout, headers={"Authorization": f"Bearer {key}"}
+    ) as c:
+
+        async def one(body: dict[str, Any]) -> tuple[int, float, dict[str, Any], dict[str, str]]:
+            t0 = time.perf_counter()
+            async with c.post("/video/analyze", json=body) as r:
+                doc = await r.json(content_type=None)
+                return r.status, time.perf_counter() - t0, doc, {k.lower(): v for k, v in r.headers.items()}
+
+        return list(await asyncio.gather(*(one(b) for b in bodies)))
+
+
+async def _submit_all_httpx(
     base: str, key: str, bodies: list[dict[str, Any]]
 ) -> list[tuple[int, float, dict[str, Any], dict[str, str]]]:
     import httpx
@@ -90,6 +121,48 @@ async def submit_all(
         return list(await asyncio.gather(*(one(b) for b in bodies)))
 
 
+@contextlib.contextmanager
+def fresh_database(url: str | None, work: Path) -> Iterator[str]:
+    """A new, empty job database for this run: a SQLite file under `work`, or a new database on the
+    PostgreSQL server of `url` (dropped afterwards). Why: a reused database answers jobs from results
+    an earlier run cached (same generated clips, same questions), which makes end-to-end look fast."""
+    if not url or url.startswith("sqlite"):
+        yield url or f"sqlite:///{work / 'serve.db'}"
+        return
+    import sqlalchemy as sa
+
+    name = "vidray_load_" + uuid.uuid4().hex[:10]
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield url.rsplit("/", 1)[0] + "/" + name
+        finally:
+            with admin.connect() as c:
+                c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+_ROLES = ("Ingress", "ProxyActor", "IngestWorker", "Analyzer", "ModelRouter", "ServeController")
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds used so far by this process ("client") and each Serve role below it ("ray" = the rest)."""
+    import psutil
+
+    me = psutil.Process()
+    out: dict[str, float] = {}
+    for proc in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            cmd = " ".join(proc.cmdline())
+            role = "client" if proc.pid == me.pid else next((r for r in _ROLES if r in cmd), "ray")
+            t = proc.cpu_times()
+            out[role] = out.get(role, 0.0) + t.user + t.system
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--jobs", type=int, default=150)
@@ -99,6 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tasks", default="summary", help="comma-separated analysis tasks per job")
     ap.add_argument("--db-url", default=None)
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument(
+        "--client", choices=("aiohttp", "httpx"), default="aiohttp", help="load generator (see submit_all)"
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another app arg (serve.settings.ServeSettings), e.g. --set worker_nice=0; VALUE is JSON or text",
+    )
     args = ap.parse_args(argv)
 
     import httpx
@@ -112,18 +195,28 @@ def main(argv: list[str] | None = None) -> int:
     media.mkdir()
     for i in range(args.videos):
         samples.make_video(media / f"v{i}.mp4", duration=1.0 + 0.5 * (i % 3), size=(160, 120), fps=25)
+    cleanup = contextlib.ExitStack()
+    db_url = cleanup.enter_context(fresh_database(args.db_url, work))
     app_args = {
-        "db_url": args.db_url or f"sqlite:///{work / 'serve.db'}",
+        "db_url": db_url,
         "overrides": [f"data_dir={work / 'data'}", "ingest.allow_hosts=[127.0.0.1]"],
         "max_queue_depth": args.depth,
         "per_user_running": 8,
         "dispatch_slots": 6,
         "poll_s": 0.05,
     }
+    for item in args.set:
+        k, sep, v = item.partition("=")
+        if not sep:
+            ap.error(f"--set {item!r}: write KEY=VALUE, e.g. --set worker_nice=0")
+        try:
+            app_args[k] = json.loads(v)
+        except json.JSONDecodeError:
+            app_args[k] = v
     tasks = [t for t in args.tasks.split(",") if t]
     port = 18000 + os.getpid() % 1000
     base = f"http://127.0.0.1:{port}"
-    with samples.serve_directory(media) as src, PeakMemory() as mem:
+    with cleanup, samples.serve_directory(media) as src, PeakMemory() as mem:
         t_boot = time.perf_counter()
         init_ray(num_cpus=2)
         try:
@@ -140,10 +233,19 @@ def main(argv: list[str] | None = None) -> int:
                 {"url": f"{src}/v{i % args.videos}.mp4", "tasks": tasks, "questions": [f"burst {i}"]}
                 for i in range(args.burst)
             ]
+            load_at_start = os.getloadavg()[0]
+            cpu0 = cpu_by_role()
             t0 = time.perf_counter()
-            res1 = asyncio.run(submit_all(base, ADMIN_KEY, phase1))
+            res1 = asyncio.run(submit_all(base, ADMIN_KEY, phase1, args.client))
             submit_wall = time.perf_counter() - t0
-            res2 = asyncio.run(submit_all(base, ADMIN_KEY, phase2)) if phase2 else []
+            cpu1 = cpu_by_role()
+            # where phase 1's CPU went, per submit (processes that started meanwhile count from 0)
+            cpu_ms = {
+                role: round((cpu1[role] - cpu0.get(role, 0.0)) / args.jobs * 1e3, 2)
+                for role in sorted(cpu1, key=lambda r: cpu0.get(r, 0.0) - cpu1[r])
+                if cpu1[role] - cpu0.get(role, 0.0) > 0.005
+            }
+            res2 = asyncio.run(submit_all(base, ADMIN_KEY, phase2, args.client)) if phase2 else []
             accepted = [doc["job_id"] for code, _, doc, _ in res1 + res2 if code in (200, 202)]
             refused = [(code, h.get("retry-after")) for code, _, _, h in res1 + res2 if code == 429]
             five_xx = sum(1 for code, *_ in res1 + res2 if code >= 500)
@@ -173,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         "depth": args.depth,
         "tasks": tasks,
         "db": app_args["db_url"].split(":")[0],
+        "client": args.client,
+        "app_args_set": args.set,
         "accepted": len(accepted),
         "refused_429": len(refused),
         "retry_after": sorted({r for _, r in refused if r}),
@@ -190,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
         "boot_s": round(boot_s, 1),
         "peak_rss_mib": round(mem.peak / 2**20),
         "metrics_ok": metrics_ok,
+        "cpu_ms_per_submit": cpu_ms,
         "cpus": os.cpu_count(),
+        "load_avg_1m_start": round(load_at_start, 1),
         "load_avg_1m": round(os.getloadavg()[0], 1),
     }
     rows = [
@@ -210,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{out['end_to_end_s']} s ({out['jobs_per_s']} jobs/s)",
         ),
         ("peak RSS (driver + Ray + replicas)", f"{out['peak_rss_mib']} MiB"),
+        ("phase-1 CPU per submit (ms)", ", ".join(f"{k} {v}" for k, v in cpu_ms.items())),
+        ("load average (1 min) at start / end", f"{out['load_avg_1m_start']} / {out['load_avg_1m']}"),
         ("app boot", f"{out['boot_s']} s"),
     ]
     width = max(len(k) for k, _ in rows)
