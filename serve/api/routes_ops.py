@@ -28,7 +28,7 @@ router = APIRouter()
 
 
 @router.get("/healthz", tags=["ops"], summary="Liveness: the ingress answers")
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:  # async: liveness probes skip FastAPI's thread-pool hop
     return {"status": "ok"}
 
 
@@ -55,7 +55,11 @@ async def readyz(ctx: AppContext = Depends(get_ctx)) -> Any:
     return JSONResponse(status_code=200 if ok else 503, content={"ready": ok, "checks": checks})
 
 
-@router.get("/metrics", tags=["ops"], summary="Prometheus metrics of the app (ingress + one replica of each deployment)")
+@router.get(
+    "/metrics",
+    tags=["ops"],
+    summary="Prometheus metrics of the app (ingress + one replica of each deployment)",
+)
 def prometheus(ctx: AppContext = Depends(get_ctx)) -> Response:
     from cluster import metrics
 
