@@ -6,6 +6,7 @@ and refuse overload with 429 + Retry-After instead of queueing without bound?
     .venv/bin/python benchmarks/serve_load.py                      # 150 jobs, SQLite, 2-core defaults
     .venv/bin/python benchmarks/serve_load.py --jobs 50 --burst 20 # quicker
     .venv/bin/python benchmarks/serve_load.py --db-url "$(bash scripts/start_postgres.sh)"
+    .venv/bin/python benchmarks/serve_load.py --direct-ingress     # clients talk to the ingress replica
 
 Phase 1 submits --jobs analyze jobs at once (distinct questions over --videos short generated clips
 served from 127.0.0.1, so no result cache hits); phase 2, while those are still queued, fires
@@ -13,6 +14,8 @@ served from 127.0.0.1, so no result cache hits); phase 2, while those are still 
 table and one JSON line. Peak memory is the summed RSS of this process and every process below it
 (Ray's GCS, raylet, Serve controller, proxy and replicas); "CPU per submit" splits phase 1's CPU time
 by process (client = this script), which shows where a submit's time goes on a CPU-bound machine.
+`--direct-ingress` starts Ray with Serve's experimental direct ingress (serve/direct_ingress.py): the
+same app, but the load goes straight to the ingress replica's own HTTP port instead of the proxy.
 """
 
 from __future__ import annotations
@@ -65,6 +68,14 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._t.join()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def pct(values: list[float], q: float) -> float:
@@ -176,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
         "--client", choices=("aiohttp", "httpx"), default="aiohttp", help="load generator (see submit_all)"
     )
     ap.add_argument(
+        "--direct-ingress",
+        action="store_true",
+        help="Ray Serve direct ingress: submits go to the ingress replica's own port, not the proxy",
+    )
+    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -184,10 +200,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
+    port = 18000 + os.getpid() % 1000
+    proxy_port = port
+    if args.direct_ingress:
+        from serve import direct_ingress
+
+        direct_ingress.apply_env(port)  # before Ray starts: the controller and replicas read it
+        proxy_port = _free_port()  # the (idle) proxy still starts; it must not take the API's port
+
+    # cluster.ray_runtime first: it sets the loopback-only Ray environment before `ray` is imported
+    from cluster.ray_runtime import init_ray, shutdown_ray
+
+    # isort: split
     import httpx
     import ray.serve
 
-    from cluster.ray_runtime import init_ray, shutdown_ray
     from vidray import samples
 
     work = Path(tempfile.mkdtemp(prefix="vidray-serve-load-"))
@@ -214,7 +241,6 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError:
             app_args[k] = v
     tasks = [t for t in args.tasks.split(",") if t]
-    port = 18000 + os.getpid() % 1000
     base = f"http://127.0.0.1:{port}"
     with cleanup, samples.serve_directory(media) as src, PeakMemory() as mem:
         t_boot = time.perf_counter()
@@ -222,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from serve.app import build_app
 
-            ray.serve.start(http_options={"host": "127.0.0.1", "port": port})
+            ray.serve.start(http_options={"host": "127.0.0.1", "port": proxy_port})
             ray.serve.run(build_app(app_args), name="vidray", route_prefix="/")
             boot_s = time.perf_counter() - t_boot
             phase1 = [
@@ -276,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         "tasks": tasks,
         "db": app_args["db_url"].split(":")[0],
         "client": args.client,
+        "direct_ingress": args.direct_ingress,
         "app_args_set": args.set,
         "accepted": len(accepted),
         "refused_429": len(refused),
@@ -300,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "load_avg_1m": round(os.getloadavg()[0], 1),
     }
     rows = [
+        ("HTTP path", "direct ingress (no proxy)" if args.direct_ingress else "Serve proxy"),
         ("phase-1 submits accepted", f"{sum(1 for c, *_ in res1 if c == 202)}/{args.jobs}"),
         (
             "submit latency p50 / p99 / max",

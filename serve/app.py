@@ -4,6 +4,7 @@
     serve run serve/configs/local.yaml                         # the tested local config
     serve deploy serve/configs/cluster.yaml                    # a running cluster (KubeRay: rayservice.yaml)
     vidray serve --port 8000                                   # the same, started from the CLI
+    vidray serve --port 8000 --direct-ingress                  # no proxy hop (serve/direct_ingress.py)
 
 `build_app(args)` takes the application `args:` of a Serve config (see `serve.settings.ServeSettings`);
 deployment options (replicas, autoscaling, resources) are the decorators' defaults, overridden per
@@ -27,6 +28,7 @@ import cluster.ray_runtime  # noqa: F401  (sets loopback Ray env before ray is i
 # isort: split
 import ray.serve
 
+from serve import direct_ingress
 from serve.deployments.analyzer import Analyzer
 from serve.deployments.ingest import IngestWorker
 from serve.deployments.ingress import Ingress
@@ -42,7 +44,14 @@ def build_app(args: dict[str, Any] | None = None) -> ray.serve.Application:
     models = cast(ray.serve.Deployment, ModelRouter).bind(doc)
     ingest = cast(ray.serve.Deployment, IngestWorker).bind(doc)
     analyzer = cast(ray.serve.Deployment, Analyzer).bind(doc, ingest, models)
-    return cast(ray.serve.Deployment, Ingress).bind(doc, ingest, analyzer, models)
+    ingress = cast(ray.serve.Deployment, Ingress)
+    if direct_ingress.enabled():
+        # The ingress replica owns the API's one port and no proxy balances between replicas, so
+        # exactly one; and with no proxy writing the access line, the replica writes its own.
+        ingress = ingress.options(
+            num_replicas=1, autoscaling_config=None, logging_config={"enable_access_log": True}
+        )
+    return ingress.bind(doc, ingest, analyzer, models)
 
 
 app = build_app({})
