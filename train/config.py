@@ -63,9 +63,13 @@ class DataSettings(_Model):
         None, description="JSONL clip manifest: {clip_id, video, start, end, label, split, ...}."
     )
     dataset_uri: str | None = Field(
-        None, description="Versioned Lance dataset (data_pipeline.datasets) instead of a manifest."
+        None,
+        description="Versioned Lance dataset (data_pipeline.datasets); when set it is used instead of "
+        "data.manifest (clips and class names), decoded by the same rule as a manifest clip.",
     )
-    dataset_version: int | None = Field(None, description="Lance dataset version; None = latest.")
+    dataset_version: int | None = Field(
+        None, description="Lance dataset version; None = the latest when the run starts (then pinned)."
+    )
     synthetic: SyntheticSettings | None = Field(
         None, description="Generate a synthetic action dataset at `manifest` if absent."
     )

@@ -6,8 +6,10 @@ Dataset per split whose rows are decoded clips:
     {"idx": int, "clip_id": str, "frames": uint8 [T, H, W, 3], "label": int, + text columns}
 
 Today it reads a JSONL clip manifest (train/synthetic.py writes one) or, when `data.dataset_uri` is
-set and `data_pipeline.datasets.read_clips` exists, the versioned Lance dataset. Swapping in a new
-reader means editing only `build_datasets`.
+set, the versioned Lance dataset (`data_pipeline.datasets.read_clips`). Both decode a clip with the
+same function (`data_pipeline.datasets.clip_frames.decode_clip`), the one inference repeats, so the
+export means the same thing whichever source trained it. Swapping in a new reader means editing
+only `build_datasets` - and keeping that decode.
 
 Stages:
   # Stage 1: list clips (driver, 1:1 rows from the manifest)
@@ -91,31 +93,15 @@ def label_names(manifest: str | Path) -> list[str]:
 
 
 def decode_clip(video: str, start: float, end: float, num_frames: int, size: int) -> np.ndarray:
-    """Decode [start, end) of `video`, pick `num_frames` uniformly, resize to size x size: uint8 [T, H, W, 3].
+    """Decode [start, end) of `video` (end <= 0: to the end) to uint8 [num_frames, size, size, 3].
 
-    PyAV keeps this dependency-light; data_pipeline.decode's reader can replace it here once it lands.
-    The pick and resize are `train.preprocess.frames_to_clip`, which inference runs too.
+    `data_pipeline.datasets.clip_frames.decode_clip`: the Lance reader runs the very same function
+    (frame pick and resize are `train.preprocess.frames_to_clip`), so both data sources feed training
+    the pixels inference (`train.inference.ActionClassifier`) rebuilds.
     """
-    import av
+    from data_pipeline.datasets.clip_frames import decode_clip as shared_decode
 
-    from train.preprocess import frames_to_clip
-
-    frames: list[np.ndarray] = []
-    with av.open(video) as container:
-        stream = container.streams.video[0]
-        time_base = float(stream.time_base or 1e-3)
-        if start > 0:
-            container.seek(int(start / time_base), stream=stream, backward=True)
-        for frame in container.decode(stream):
-            t = frame.pts * time_base if frame.pts is not None else 0.0
-            if t + 1e-6 < start:
-                continue
-            if end > 0 and t >= end - 1e-6:
-                break
-            frames.append(frame.to_ndarray(format="rgb24"))
-    if not frames:
-        raise InputError(f"no frames in {video} between {start}s and {end}s")
-    return frames_to_clip(frames, num_frames, size)
+    return shared_decode(video, start, end, num_frames=num_frames, size=size)
 
 
 def make_decode_fn(num_frames: int, size: int) -> Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]:

@@ -3,7 +3,7 @@
     from train.inference import ActionClassifier
     clf = ActionClassifier.from_pretrained("<checkpoint>/hf")
     clf.predict(frames)            # frames: uint8 [T, H, W, 3] (RGB) -> [("move_left", 0.97), ...]
-    clf.predict_video("clip.mp4")  # decodes and samples frames the way training did
+    clf.predict_video("clip.mp4")  # decodes and samples frames the way training did (either source)
 
 Why a wrapper over `AutoModel.from_pretrained`: callers should not need to know the frame count,
 resolution and label order the model was trained with; they are in the exported config, and
@@ -105,7 +105,11 @@ class ActionClassifier:
     def predict_video(
         self, path: str | Path, start: float = 0.0, end: float = -1.0, top_k: int | None = None
     ) -> list[tuple[str, float]]:
-        """Decode [start, end) of a video file and classify it (train/data.py's decoder, as in training)."""
+        """Decode [start, end) of a video file and classify it.
+
+        The decoder is the one training ran on manifest clips and on Lance clips alike
+        (`data_pipeline.datasets.clip_frames.decode_clip`, via train/data.py).
+        """
         from train.data import decode_clip
 
         frames = decode_clip(str(path), start, end, self.num_frames, self.image_size)

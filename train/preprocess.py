@@ -4,14 +4,18 @@ Start here: training turns a clip into model input in two stages, and inference 
 in the same order, with the same settings, or a model that scores well in training mislabels
 clips it has not seen:
 
-    decoded RGB frames --frames_to_clip(decode_frames, decode_size)-->  uint8 [T, S, S, 3]
-        (train/data.py's Ray Data decode stage: uniform frame pick, PIL bilinear resize)
+    video [start, end) or decoded RGB frames
+        --frames_to_clip(decode_frames, decode_size)-->  uint8 [T, S, S, 3]
+        (the data stage, both sources: train/data.py's manifest decode and the Lance reader run
+        `data_pipeline.datasets.clip_frames.decode_clip` - uniform pick over the clip's frames,
+        PIL bilinear squash - whose pick and resize are `frames_to_clip`, re-exported here)
     uint8 [B, T, S, S, 3] --clips_to_pixel_values(num_frames, image_size)--> float [B, T', 3, S', S']
         (Recipe.video_tensor: the frames/resolution curriculum, [0, 255] -> [0, 1], THWC -> TCHW)
 
 `preprocess_clip` chains both for one clip; `train.inference.ActionClassifier` uses it with the
 four numbers the export's config.json records (data.num_frames/data.size and the curriculum's
-values at the last step).
+values at the last step). The first stage lives in data_pipeline because the Lance reader's Ray
+actors apply it and data_pipeline never imports train; it is the same function either way.
 
 Frames are uint8 RGB, always: a float input would be ambiguous ([0, 1] or [0, 255]), and guessing
 from the values (an all-dark clip has max <= 1) silently changes the scale.
@@ -25,45 +29,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cluster.errors import InputError
+from data_pipeline.datasets.clip_frames import frames_to_clip, sample_indices
 
 if TYPE_CHECKING:
     import torch
 
-
-def sample_indices(available: int, num_frames: int) -> np.ndarray:
-    """Indices of `num_frames` frames spread uniformly over `available` (first and last included)."""
-    if available < 1 or num_frames < 1:
-        raise InputError(f"cannot pick {num_frames} frames from {available}; a clip needs >= 1 frame")
-    return np.linspace(0, available - 1, num_frames).round().astype(int)
-
-
-def _check_frame(img: np.ndarray, i: int) -> None:
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[-1] != 3:
-        raise InputError(
-            f"frame {i} must be uint8 [H, W, 3] RGB, got {img.dtype} {tuple(img.shape)}; "
-            "convert float frames in [0, 1] with (x * 255).round().astype(np.uint8)"
-        )
-
-
-def frames_to_clip(frames: np.ndarray | Sequence[np.ndarray], num_frames: int, size: int) -> np.ndarray:
-    """Decode stage: pick `num_frames` uniformly and resize each to size x size: uint8 [T, S, S, 3].
-
-    PIL bilinear (which low-pass filters when shrinking) on the picked frames only, so a long clip
-    costs `num_frames` resizes. The aspect ratio is not kept: training squashes, so inference must.
-    """
-    from PIL import Image
-
-    if isinstance(frames, np.ndarray) and frames.ndim != 4:
-        raise InputError(f"frames must be uint8 [T, H, W, 3] RGB, got shape {tuple(frames.shape)}")
-    pick = sample_indices(len(frames), num_frames)
-    out = np.empty((num_frames, size, size, 3), dtype=np.uint8)
-    for i, j in enumerate(pick):
-        img = np.asarray(frames[j])
-        _check_frame(img, int(j))
-        if img.shape[0] != size or img.shape[1] != size:
-            img = np.asarray(Image.fromarray(img).resize((size, size), Image.Resampling.BILINEAR))
-        out[i] = img
-    return out
+__all__ = ["clips_to_pixel_values", "frames_to_clip", "preprocess_clip", "sample_indices"]
 
 
 def clips_to_pixel_values(clips: np.ndarray, num_frames: int, size: int) -> torch.Tensor:

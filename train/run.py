@@ -32,15 +32,23 @@ from train.config import TrainConfig, load_train_config
 
 
 def _prepare_data(cfg: TrainConfig) -> list[str]:
-    """Generate the synthetic dataset if asked and absent; return the class names."""
+    """Generate the synthetic dataset if asked and absent; return the class names.
+
+    `data.dataset_uri` wins over `data.manifest` here exactly as in `train.data.build_datasets`:
+    the class names must come from the source the clips come from, or the export's label order
+    (Lance: sorted names; manifest: labels.json) is not the one the model learned. The Lance version
+    is pinned on `cfg` (latest when unset), so the names and the clips come from one version.
+    """
     from train.data import label_names
 
-    if cfg.data.manifest is None:
-        if cfg.data.dataset_uri:  # versioned Lance dataset (data_pipeline.datasets)
-            from data_pipeline.datasets.reader import label_names as lance_labels
-            from data_pipeline.datasets.store import VideoDataset
+    if cfg.data.dataset_uri:  # versioned Lance dataset (data_pipeline.datasets)
+        from data_pipeline.datasets.reader import label_names as lance_labels
+        from data_pipeline.datasets.store import VideoDataset
 
-            return lance_labels(VideoDataset.open(cfg.data.dataset_uri, version=cfg.data.dataset_version))
+        ds = VideoDataset.open(cfg.data.dataset_uri, version=cfg.data.dataset_version)
+        cfg.data.dataset_version = ds.version
+        return lance_labels(ds)
+    if cfg.data.manifest is None:
         return []
     manifest = Path(cfg.data.manifest).expanduser()
     syn = cfg.data.synthetic

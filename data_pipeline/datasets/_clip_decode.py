@@ -1,74 +1,22 @@
-"""Decode one clip (a time range of an encoded video held in memory) to training tensors.
+"""Decode one clip's audio (a time range of an encoded video held in memory) for training.
 
 Why here and not `data_pipeline.decode`: dataset videos live as blobs inside Lance (bytes, possibly
-on S3), and the reader needs a fixed T×size×size×3 tensor per clip. PyAV decodes straight from an
-in-memory buffer, so a worker never writes a temporary file; one seek to the keyframe before the
-clip start bounds the work to the clip itself. One FFmpeg thread per call: the reader runs several
-decode workers on a small machine, and their parallelism is what scales.
+on S3). PyAV decodes straight from an in-memory buffer, so a worker never writes a temporary file;
+one seek before the clip start bounds the work to the clip itself.
+
+Frames are not decoded here: `clip_frames.decode_clip` is the one frame rule, shared with train/
+and inference (re-exported below for existing importers).
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from data_pipeline.datasets.clip_frames import decode_clip, open_media
+
 AUDIO_RATE = 16_000  # Hz; what speech and audio encoders expect
-
-
-def _open(src: bytes | str | Path) -> Any:
-    import av
-
-    return av.open(io.BytesIO(src) if isinstance(src, bytes | bytearray | memoryview) else str(src))
-
-
-def sample_times(start: float, end: float, num_frames: int) -> np.ndarray:
-    """Centres of `num_frames` equal segments of [start, end): uniform sampling that never hits `end`."""
-    return start + (end - start) * (np.arange(num_frames) + 0.5) / num_frames
-
-
-def _to_square(frame: Any, size: int) -> np.ndarray:
-    # Scale the shorter side to `size` (swscale, in C), then centre-crop: keeps aspect, fixed shape.
-    scale = size / min(frame.width, frame.height)
-    w, h = max(size, round(frame.width * scale)), max(size, round(frame.height * scale))
-    img = frame.to_ndarray(format="rgb24", width=w, height=h)
-    y, x = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(img[y : y + size, x : x + size])
-
-
-def decode_clip(
-    src: bytes | str | Path, start: float, end: float, *, num_frames: int = 8, size: int = 112
-) -> np.ndarray:
-    """Return uint8 frames T×size×size×3 sampled uniformly from [start, end) of `src`.
-
-    Each target time takes the last frame shown at or before it (the first frame when the clip starts
-    before the stream does); past the end of the stream the last frame repeats, so the shape is fixed.
-    """
-    targets = sample_times(start, end, num_frames)
-    out = np.zeros((num_frames, size, size, 3), dtype=np.uint8)
-    with _open(src) as container:
-        stream = container.streams.video[0]
-        stream.thread_count = 1
-        if start > 0 and stream.time_base:
-            container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
-        i, prev, prev_img = 0, None, None
-        for frame in container.decode(stream):
-            t = frame.time if frame.time is not None else 0.0
-            while i < num_frames and t > targets[i] + 1e-6:
-                if prev_img is None:
-                    prev_img = _to_square(prev if prev is not None else frame, size)
-                out[i] = prev_img
-                i += 1
-            if i >= num_frames:
-                break
-            prev, prev_img = frame, None
-        if i < num_frames:
-            if prev is None:
-                raise ValueError(f"no video frames decoded in [{start}, {end})")
-            out[i:] = _to_square(prev, size)
-    return out
 
 
 def decode_audio(src: bytes | str | Path, start: float, end: float, *, rate: int = AUDIO_RATE) -> np.ndarray:
@@ -77,7 +25,7 @@ def decode_audio(src: bytes | str | Path, start: float, end: float, *, rate: int
 
     n = max(0, round((end - start) * rate))
     out = np.zeros(n, dtype=np.float32)
-    with _open(src) as container:
+    with open_media(src) as container:
         if not container.streams.audio:
             return out
         stream = container.streams.audio[0]
@@ -99,3 +47,6 @@ def decode_audio(src: bytes | str | Path, start: float, end: float, *, rate: int
             if pos is not None and pos >= n:
                 break
     return out
+
+
+__all__ = ["AUDIO_RATE", "decode_audio", "decode_clip"]

@@ -5,7 +5,9 @@ each (the row contract `train/data.py` consumes):
 
     idx         int64                 (position of the clip id in the sorted ids of this selection:
                                        stable across runs, for deterministic per-rank partitions)
-    frames      uint8  T×size×size×3  (uniformly sampled over the clip, shorter side scaled, centre crop)
+    frames      uint8  T×size×size×3  (clip_frames.decode_clip: T of the clip's frames at evenly
+                                       spaced indices, squashed to size×size - the rule train and
+                                       train.inference share, so a model sees the same pixels in both)
     audio       float32 S             (mono 16 kHz, zero-padded to `audio_seconds`; only with_audio=True)
     label       int64                 (index into `label_names(...)`, -1 when unlabelled)
     label_name, caption, question, answer (first QA pair, "" when none), clip_id, video_sha256,
@@ -41,8 +43,9 @@ import numpy as np
 from cluster.config import Settings
 from cluster.errors import InputError
 from cluster.optional import require
-from data_pipeline.datasets._clip_decode import AUDIO_RATE, decode_audio, decode_clip
+from data_pipeline.datasets._clip_decode import AUDIO_RATE, decode_audio
 from data_pipeline.datasets._rows import lit
+from data_pipeline.datasets.clip_frames import decode_clip
 from data_pipeline.datasets.schema import KIND_CLIP, SPLITS
 from data_pipeline.datasets.store import VideoDataset
 

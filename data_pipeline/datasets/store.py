@@ -189,7 +189,8 @@ class VideoDataset:
             title: a human title (defaults to the probed title).
             metadata: a `VideoMetadata` already probed (skips a second probe).
             frames: `(num_frames, size)` to also store pre-decoded uint8 frames per clip, which the
-                reader uses instead of decoding when its request matches.
+                reader uses instead of decoding when its request matches (decoded by
+                `clip_frames.decode_clip`, the rule training and inference share).
             message: the commit message shown by `versions()`.
         """
         item = VideoInput(path=Path(path), clips=clips, source=source, title=title, metadata=metadata)
@@ -229,7 +230,7 @@ class VideoDataset:
         taken: set[str],
         frames: tuple[int, int] | None,
     ) -> tuple[str, bool, list[str], list[str]]:
-        from data_pipeline.datasets._clip_decode import decode_clip
+        from data_pipeline.datasets.clip_frames import decode_clip
 
         if item.path is not None:
             from data_pipeline.probe import probe

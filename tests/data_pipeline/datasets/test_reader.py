@@ -32,6 +32,28 @@ def test_decode_clip_samples_the_right_times(dmedia) -> None:
     }
 
 
+def test_clips_are_decoded_by_the_rule_training_and_inference_share(tmp_path: Path, dmedia) -> None:
+    """Reader frames = `frames_to_clip` over every frame of [start, end): evenly spaced frame indices
+    (first and last included), squashed to size x size (no crop) - what `train.inference` repeats on
+    a caller's frames. The video is 320x240, so a crop would show."""
+    import av
+
+    from data_pipeline.datasets.clip_frames import frames_to_clip
+
+    ds = VideoDataset.create(tmp_path / "ds")
+    ds.add_video(dmedia.a, clips=[ClipSpec(start=1.0, end=2.5, label="tone")])
+    item = ClipDataset(ds.uri, num_frames=5, size=32)[0]
+    with av.open(str(dmedia.a)) as container:
+        stream = container.streams.video[0]
+        shown = [
+            f.to_ndarray(format="rgb24")
+            for f in container.decode(stream)
+            if f.time is not None and 1.0 - 1e-6 <= f.time < 2.5 - 1e-6
+        ]
+    assert len(shown) > 5
+    np.testing.assert_array_equal(item["frames"], frames_to_clip(shown, 5, 32))
+
+
 @pytest.fixture
 def rgb_dataset(tmp_path: Path, dmedia) -> VideoDataset:
     ds = VideoDataset.create(tmp_path / "ds")
