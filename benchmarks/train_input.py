@@ -132,26 +132,34 @@ def ray_batches(uri: str, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     )
 
 
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack a batch of clip rows (module level: spawned DataLoader workers unpickle it by name)."""
+    import numpy as np
+
+    from data_pipeline.datasets.reader import collate_clips
+
+    return collate_clips({k: np.stack([it[k] for it in items]) for k in items[0]})
+
+
 def torch_batches(uri: str, args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     import torch
 
-    from data_pipeline.datasets.reader import ClipDataset, collate_clips
+    from data_pipeline.datasets.reader import ClipDataset
 
     # ClipDataset is duck-typed (importing torch in the reader would slow every CLI call).
     ds: Any = ClipDataset(uri, num_frames=args.num_frames, size=args.size, with_audio=args.audio)
-
-    def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-        import numpy as np
-
-        return collate_clips({k: np.stack([it[k] for it in items]) for k in items[0]})
 
     yield from torch.utils.data.DataLoader(
         ds,
         batch_size=args.batch_size,
         num_workers=args.workers,
-        collate_fn=collate,
+        collate_fn=_collate,
         prefetch_factor=args.prefetch,
         shuffle=False,
+        # Spawned, not forked: this process already runs Ray (gRPC threads), and a forked worker
+        # inherits their locks mid-flight; forked workers here died with SIGSEGV now and then.
+        multiprocessing_context="spawn" if args.workers > 0 else None,
+        persistent_workers=False,
     )
 
 

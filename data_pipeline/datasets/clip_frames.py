@@ -127,14 +127,16 @@ def decode_clip(
             if until is not None and t >= until - _EPS_S:
                 break
             frames.append(frame)
-    if not frames and shown is not None:
-        frames = [shown]
-    if not frames:
-        raise InputError(
-            f"no frames in {_name(src)} between {start}s and {end}s; check the clip's times against "
-            "the video's duration (`vidray probe`)"
-        )
-    return frames_to_clip(_RGBFrames(frames), num_frames, size)
+        if not frames and shown is not None:
+            frames = [shown]
+        if not frames:
+            raise InputError(
+                f"no frames in {_name(src)} between {start}s and {end}s; check the clip's times against "
+                "the video's duration (`vidray probe`)"
+            )
+        # Converted while the container is open: a PyAV frame read after its decoder is freed
+        # crashed DataLoader workers with SIGSEGV (benchmarks/train_input.py).
+        return frames_to_clip(_RGBFrames(frames), num_frames, size)
 
 
 def _name(src: bytes | str | Path) -> str:
