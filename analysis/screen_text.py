@@ -21,13 +21,14 @@ _FPS = 1.0  # OCR sampling rate; typing and slide changes are resolved to ~1 s
 _MAX_FRAMES = 900  # a 2 h video is OCR'd at one frame per 8 s rather than 7200 frames
 _SAME_THUMB = 1.5  # mean abs difference (0-255) of 64 px grey thumbnails under which text is unchanged
 _MAX_SIDE = 1280  # OCR needs resolution: 720p code frames are read at native size
-_VERSION = 3  # 2: implausible (texture) OCR dropped; 3: code words and punctuation-only lines
+_VERSION = 4  # 2: implausible (texture) OCR dropped; 3: code words and punctuation-only lines; 4: stray letters
 _MIN_PLAUSIBLE = 0.5  # a frame whose lines are mostly gibberish is footage, not a screen
 # Keywords and common identifiers of the languages video-to-code reads that English lacks.
 _CODE_WORDS = frozenset(
     ["const", "let", "var", "func", "fn", "def", "elif", "impl", "struct", "enum", "println", "printf", "sprintf", "std", "args", "argv", "async", "await", "lambda", "params", "len", "str", "int", "bool", "usize", "nil", "err", "fmt", "pkg", "init", "self", "this", "typeof", "instanceof", "null", "undefined", "req", "res", "json", "http", "api", "src", "dst", "tmp", "idx", "cfg", "ctx", "pub", "mut", "crate", "vec", "ptr", "char", "void", "auto", "endl", "cout", "cin", "namespace", "include", "iostream", "esac", "fi", "elif", "echo", "sudo", "mkdir", "chmod", "grep", "sed", "awk", "npm", "pip", "py", "js", "ts"]
 )
 _TOKEN = re.compile(r"[A-Za-z]{2,}|\d+")
+_ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,9 @@ def _keep_text(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Per frame, not per line: a code frame's "}" or "fi" lines are not words but belong to the code.
     """
-    worded = [line for line in lines if _TOKEN.search(line["text"])]  # "});" and "}" are neutral
+    # Lines without a letter or digit ("});", "}") are neutral; stray single letters ("a  a", "e e":
+    # texture on street footage) are not, and fail `plausible` for want of a real word.
+    worded = [line for line in lines if _ALNUM.search(line["text"])]
     good = sum(1 for line in worded if plausible(line["text"]))
     return lines if good >= _MIN_PLAUSIBLE * len(worded) else []
 

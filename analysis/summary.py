@@ -63,7 +63,7 @@ def extractive_summary(ctx: Any, length: str, style: str) -> str:
     titles = [c.title for c in chapters]
     if not picked:
         return "The video has no speech or on-screen text to summarise" + (
-            f"; it has {len(chapters)} scenes." if chapters else ".")
+            f"; it has {len(chapters)} {'part' if len(chapters) == 1 else 'parts'}." if chapters else ".")
     sentences = [u.text.rstrip() if u.text.rstrip().endswith((".", "!", "?")) else u.text.rstrip() + "."
                  for u, _ in picked]
     if length == "one_line":

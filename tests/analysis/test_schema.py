@@ -54,3 +54,13 @@ def test_ocr_gibberish_from_footage_is_dropped_but_code_frames_kept() -> None:
     footage = [{"text": t} for t in ("sonal ee meres -_- -", "aa : ee", "os ns @ ao i", "am lt} test iifll!")]
     code = [{"text": t} for t in ("fn main() {", "    let x = 1;", "}")]
     assert _keep_text(footage) == [] and _keep_text(code) == code
+
+
+def test_stray_letters_from_footage_are_not_screen_text_but_brace_lines_are_neutral() -> None:
+    """vtest.avi: Tesseract read pavement as "a  a / e  e / : ;:", which became a chapter summary."""
+    from analysis.screen_text import _keep_text
+
+    assert _keep_text([{"text": "a  a\n  e  e\n  : ;:"}]) == []
+    assert _keep_text([{"text": "a  a"}, {"text": "e e"}, {"text": ": ;:"}]) == []
+    braces = [{"text": "});"}, {"text": "}"}]  # the tail of a JavaScript file: no words, still code
+    assert _keep_text(braces) == braces
