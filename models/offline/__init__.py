@@ -3,7 +3,7 @@
 Nothing here downloads anything: each backend finds its weights in an installed package
 (`_packaged.package_dir`) and reports `Availability.no(...)` with the install line when the
 package is missing. Importing this package is cheap; each module imports its heavy library
-(faster-whisper, pytesseract, rapidocr, sentence-transformers, transformers, torch) on first use.
+(faster-whisper, rapidocr, sentence-transformers, transformers, torch) on first use.
 
 | registry key     | module          | model                                            |
 |------------------|-----------------|--------------------------------------------------|

@@ -1,4 +1,4 @@
-"""OCR with Tesseract 5 (Debian `tesseract-ocr`, via pytesseract), tuned for screen text and code.
+"""OCR with Tesseract 5 (Debian `tesseract-ocr`, run as a child process), tuned for screen text and code.
 
 Why these choices (measured on rendered 1280x720 code frames, tests/models/offline):
 
